@@ -1,0 +1,62 @@
+/*
+ * admin_req.h - validation of the admin API's JSON request bodies.
+ *
+ * Each body is parsed into a plain struct, or rejected with a message fit
+ * for the client: malformed JSON (with line and column), a body that is
+ * not an object, a duplicate or unknown field (the allowed ones are
+ * named), or a field of the wrong type or form.  JSON null counts as
+ * absent.  Pure functions: no catalog, no I/O.
+ */
+#ifndef TARN_NET_ADMIN_REQ_H
+#define TARN_NET_ADMIN_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "catalog/catalog.h"
+#include "server/core/err.h"
+#include "server/core/types.h"
+
+/** POST /v1/tenant */
+typedef struct admin_tenant_create {
+    bool has_id;
+    tarn_id id;                      /**< new_tenant_id */
+    char name[CATALOG_NAME_MAX + 1]; /**< "" when absent */
+} admin_tenant_create;
+
+/** POST /v1/tenant/{t}/timeline */
+typedef struct admin_timeline_create {
+    bool has_id;
+    tarn_id id; /**< new_timeline_id */
+    char name[CATALOG_NAME_MAX + 1];
+    bool has_ancestor;
+    tarn_id ancestor; /**< ancestor_timeline_id */
+    bool has_lsn;
+    tarn_lsn lsn; /**< ancestor_start_lsn */
+    bool has_time;
+    tarn_time_us time; /**< ancestor_start_time */
+} admin_timeline_create;
+
+/**
+ * Parse the body of POST /v1/tenant: {"new_tenant_id"?, "name"?}.  An
+ * empty body means {}.
+ *
+ * @return TARN_OK, or TARN_EINVAL with the reason.
+ */
+tarn_rc admin_parse_tenant_create(const char *body, size_t len,
+                                  admin_tenant_create *out, tarn_err *err);
+
+/**
+ * Parse the body of POST /v1/tenant/{t}/timeline: {"new_timeline_id"?,
+ * "name"?, "ancestor_timeline_id"?, "ancestor_start_lsn"?,
+ * "ancestor_start_time"?, "pg_version"?}.  An empty body means {}.  The
+ * start LSN and time need an ancestor and exclude each other; pg_version
+ * must be 15 when given.
+ *
+ * @return TARN_OK, or TARN_EINVAL with the reason.
+ */
+tarn_rc admin_parse_timeline_create(const char *body, size_t len,
+                                    admin_timeline_create *out,
+                                    tarn_err *err);
+
+#endif

@@ -131,12 +131,11 @@ http_parse_head(const char *buf, size_t len, http_head *h, int *status,
     {
         const char *ver = target.p + target.len;
         size_t rest = (size_t)(line.p + line.len - ver);
-        if (rest != 9 || memcmp(ver, " HTTP/1.", 8) != 0)
-            return fail(status, rest >= 6 && memcmp(ver, " HTTP/", 6) == 0
-                                    ? 505
-                                    : 400,
-                        err, "unsupported or malformed HTTP version");
-        if (ver[8] != '0' && ver[8] != '1')
+        /* " HTTP/d.d" exactly; a well-formed other version is a 505. */
+        if (rest != 9 || memcmp(ver, " HTTP/", 6) != 0 || ver[7] != '.'
+            || ver[6] < '0' || ver[6] > '9' || ver[8] < '0' || ver[8] > '9')
+            return fail(status, 400, err, "malformed HTTP version");
+        if (ver[6] != '1' || (ver[8] != '0' && ver[8] != '1'))
             return fail(status, 505, err, "unsupported HTTP version");
         h->minor = ver[8] - '0';
     }

@@ -224,20 +224,29 @@ read_head(http_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t avail = evbuffer_get_length(in), head_len;
-    struct evbuffer_ptr end;
+    struct evbuffer_ptr end, lf;
     http_req *r;
     tarn_err err;
     int status = 400;
 
     if (avail == 0)
         return false;
+    /*
+     * A head ends at CRLF CRLF.  A bare LF LF also ends it, so that a
+     * client using bare line feeds gets its 400 now instead of waiting
+     * for a terminator that never comes.
+     */
     end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-    if (end.pos < 0) {
+    lf = evbuffer_search(in, "\n\n", 2, NULL);
+    if (end.pos < 0 && lf.pos < 0) {
         if (avail > c->srv->max_head)
             conn_fail(c, 431, "request head too large");
         return false;
     }
-    head_len = (size_t)end.pos + 4;
+    if (lf.pos >= 0 && (end.pos < 0 || lf.pos < end.pos))
+        head_len = (size_t)lf.pos + 2;
+    else
+        head_len = (size_t)end.pos + 4;
     if (head_len > c->srv->max_head) {
         conn_fail(c, 431, "request head too large");
         return false;

@@ -108,7 +108,9 @@ http_parse_head(const char *buf, size_t len, http_head *h, int *status,
     memset(h, 0, sizeof(*h));
     h->content_length = -1;
     if (!next_line(buf, len, &pos, &line, &bad) || line.len == 0)
-        return fail(status, 400, err, "malformed request line");
+        return fail(status, 400, err,
+                    bad ? "lines must end with CRLF"
+                        : "malformed request line");
 
     /* method SP request-target SP HTTP/1.x */
     for (i = 0; i < line.len && is_tchar((unsigned char)line.p[i]); i++)
@@ -215,7 +217,7 @@ http_parse_head(const char *buf, size_t len, http_head *h, int *status,
         }
     }
     if (bad)
-        return fail(status, 400, err, "header lines must end with CRLF");
+        return fail(status, 400, err, "lines must end with CRLF");
     if (pos != len)
         return fail(status, 400, err, "malformed request head");
     if (have_cl && have_te)

@@ -25,6 +25,7 @@
 
 #define LAYOUT_FILE "LAYOUT_VERSION"
 #define LOCK_FILE   "tarnd.pid"
+#define LOG_FILE    "tarnd.log" /* where scripts/up logs; may predate us */
 
 struct datadir {
     char path[PATH_MAX];
@@ -33,7 +34,7 @@ struct datadir {
     int is_new;
 };
 
-/* Does @p path hold anything besides the lock file? */
+/* Does @p path hold anything besides the lock file and a log? */
 static tarn_rc
 dir_has_foreign_files(const char *path, int *out, tarn_err *err)
 {
@@ -46,6 +47,7 @@ dir_has_foreign_files(const char *path, int *out, tarn_err *err)
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0
             || strcmp(e->d_name, LOCK_FILE) == 0
+            || strcmp(e->d_name, LOG_FILE) == 0
             || strcmp(e->d_name, LAYOUT_FILE ".tmp") == 0)
             continue;
         *out = 1;

@@ -5,6 +5,7 @@
  * Layout (docs/architecture.md, "On disk"):
  *   <data_dir>/LAYOUT_VERSION   "1\n", written once, atomically
  *   <data_dir>/tarnd.pid        lock file: flock()ed, holds the owner's pid
+ *   <data_dir>/tarnd.log        optional: where scripts/up sends the log
  *   <data_dir>/catalog/         the LMDB environment
  *   <data_dir>/tenants/         per-tenant WAL and layer files
  */

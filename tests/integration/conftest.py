@@ -1,0 +1,221 @@
+"""Shared fixtures: a real tarnd on loopback, an HTTP helper, the CLI.
+
+TARN_BUILD names the meson build directory (default: <repo>/build).  Every
+test gets its own data directory and free ports, so tests never share
+state.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("TARN_BUILD", ROOT / "build"))
+TARND = BUILD / "server" / "tarnd"
+TARN = BUILD / "server" / "tarn"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.body = body
+        self.headers = headers
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+    @property
+    def msg(self):
+        return self.json["msg"]
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Tarnd:
+    """One tarnd process with its own data directory and ports."""
+
+    def __init__(self, tmp_path, sets=None, config=None):
+        self.dir = tmp_path
+        self.data_dir = tmp_path / "data"
+        self.port = free_port()
+        self.page_port = free_port()
+        self.log_path = tmp_path / "tarnd.stderr"
+        self.config = config
+        self.sets = {
+            "data_dir": str(self.data_dir),
+            "http_listen": f"127.0.0.1:{self.port}",
+            "page_listen": f"127.0.0.1:{self.page_port}",
+            "log_level": "debug",
+        }
+        self.sets.update(sets or {})
+        self.proc = None
+        self.token = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self):
+        args = [str(TARND)]
+        if self.config:
+            args += ["-c", str(self.config)]
+        for k, v in self.sets.items():
+            args += ["--set", f"{k}={v}"]
+        return args
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log,
+                                     stderr=self.log)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"tarnd exited with {self.proc.returncode}:\n"
+                    + self.log_text())
+            try:
+                if self.get("/v1/status").status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise AssertionError("tarnd did not become ready:\n"
+                             + self.log_text())
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        return rc
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.log.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def request(self, method, path, body=None, headers=None, token=None,
+                timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                          timeout=timeout)
+        hdrs = dict(headers or {})
+        tok = token if token is not None else self.token
+        if tok:
+            hdrs["Authorization"] = f"Bearer {tok}"
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            r = conn.getresponse()
+            data = r.read().decode("utf-8", "replace")
+            return Response(r.status, data, dict(r.getheaders()))
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # Conveniences that assert success.
+    def create_tenant(self, **body):
+        r = self.post("/v1/tenant", body)
+        assert r.status == 201, r
+        return r.json
+
+    def create_timeline(self, tenant, **body):
+        r = self.post(f"/v1/tenant/{tenant}/timeline", body)
+        assert r.status == 201, r
+        return r.json
+
+    def raw(self, data, read_until_close=True, timeout=5):
+        """Send raw bytes; return everything the server answers."""
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=timeout) as s:
+            s.sendall(data)
+            if not read_until_close:
+                return s.recv(65536)
+            chunks = []
+            try:
+                while True:
+                    c = s.recv(65536)
+                    if not c:
+                        break
+                    chunks.append(c)
+            except (ConnectionResetError, socket.timeout):
+                pass
+            return b"".join(chunks)
+
+    def cli(self, *args, env=None, check=True):
+        e = dict(os.environ)
+        e["TARN_HTTP"] = self.url
+        if self.token:
+            e["TARN_TOKEN"] = self.token
+        e.update(env or {})
+        p = subprocess.run([str(TARN), *args], capture_output=True,
+                           text=True, env=e, timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError(f"tarn {' '.join(args)} failed "
+                                 f"({p.returncode}): {p.stderr}")
+        return p
+
+
+@pytest.fixture
+def tarnd(tmp_path):
+    t = Tarnd(tmp_path).start()
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def make_tarnd(tmp_path):
+    """Factory for tests that need custom settings or several servers."""
+    made = []
+
+    def make(sets=None, config=None, start=True, sub="a"):
+        d = tmp_path / sub
+        d.mkdir(exist_ok=True)
+        t = Tarnd(d, sets=sets, config=config)
+        made.append(t)
+        return t.start() if start else t
+
+    yield make
+    for t in made:
+        if t.proc and t.proc.poll() is None:
+            t.kill9()

@@ -198,6 +198,9 @@ reload(tarn_server *s)
     /* Reopen even when unchanged: SIGHUP after log rotation. */
     if (tlog_reopen(s->log, s->cfg.log_file, &err) != TARN_OK)
         tlog_error(s->log, NULL, "reload: %s", err.msg);
+    else
+        tlog_info(s->log, NULL, "reload: log reopened (%s)",
+                  s->cfg.log_file[0] ? s->cfg.log_file : "stderr");
     tlog_set_level(s->log, (tlog_level)s->cfg.log_level);
     admin_set_token(s->admin, s->cfg.http_auth_token, &err);
     http_server_set_idle_timeout(s->http, s->cfg.http_idle_timeout_ms);

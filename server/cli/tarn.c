@@ -386,9 +386,37 @@ print_tree(json_t *list, const char *parent_id, const char *prefix)
 }
 
 static int
+by_created(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int d = strcmp(str(x, "created_at"), str(y, "created_at"));
+
+    return d ? d : strcmp(str(x, "timeline_id"), str(y, "timeline_id"));
+}
+
+/* The same array, siblings in creation order (the server orders by id). */
+static json_t *
+sorted_by_creation(json_t *list)
+{
+    size_t n = json_array_size(list), i;
+    json_t **items = calloc(n ? n : 1, sizeof(*items)), *out = json_array();
+
+    if (items == NULL || out == NULL)
+        die("out of memory");
+    for (i = 0; i < n; i++)
+        items[i] = json_array_get(list, i);
+    qsort(items, n, sizeof(*items), by_created);
+    for (i = 0; i < n; i++)
+        json_array_append(out, items[i]);
+    free(items);
+    json_decref(list);
+    return out;
+}
+
+static int
 cmd_branch_list(cli *c)
 {
-    json_t *list = timelines(c, tenant_id(c));
+    json_t *list = sorted_by_creation(timelines(c, tenant_id(c)));
 
     if (c->json)
         print_json(list);

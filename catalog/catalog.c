@@ -40,12 +40,7 @@
 enum {
     F_META_SCHEMA = 1,
 };
-enum {
-    F_TEN_ID = 1,
-    F_TEN_NAME = 2,
-    F_TEN_CREATED = 3,
-    F_TEN_NFIELDS
-};
+enum { F_TEN_ID = 1, F_TEN_NAME = 2, F_TEN_CREATED = 3, F_TEN_NFIELDS };
 enum {
     F_TL_TENANT = 1,
     F_TL_ID = 2,
@@ -72,8 +67,7 @@ struct catalog {
     catalog_stats stats;
 };
 
-typedef tarn_rc (*txn_fn)(catalog *c, MDB_txn *txn, void *arg,
-                          tarn_err *err);
+typedef tarn_rc (*txn_fn)(catalog *c, MDB_txn *txn, void *arg, tarn_err *err);
 
 /* ---- records ---------------------------------------------------------- */
 
@@ -164,8 +158,8 @@ rec_parse(const MDB_val *v, uint8_t kind, rec_field *fields, size_t nfields,
     }
     return TARN_OK;
 bad:
-    return tarn_err_set(err, TARN_ECORRUPT,
-                        "catalog record of %s is truncated", what);
+    return tarn_err_set(err, TARN_ECORRUPT, "catalog record of %s is truncated",
+                        what);
 }
 
 static bool
@@ -256,8 +250,7 @@ decode_timeline(const MDB_val *v, catalog_timeline *tl, tarn_err *err)
 {
     rec_field f[F_TL_NFIELDS];
     uint64_t state, created;
-    tarn_rc rc =
-        rec_parse(v, REC_TIMELINE, f, F_TL_NFIELDS, "a timeline", err);
+    tarn_rc rc = rec_parse(v, REC_TIMELINE, f, F_TL_NFIELDS, "a timeline", err);
 
     if (rc != TARN_OK)
         return rc;
@@ -516,8 +509,7 @@ catalog_open(const catalog_opts *o, catalog **out, tarn_err *err)
     mrc = mdb_env_open(c->env, o->path, MDB_NOTLS, 0600);
     if (mrc != 0) {
         rc = tarn_err_set(err, mrc == ENOSPC ? TARN_ENOSPC : TARN_EIO,
-                          "catalog: open %s: %s", o->path,
-                          mdb_strerror(mrc));
+                          "catalog: open %s: %s", o->path, mdb_strerror(mrc));
         goto fail;
     }
     /* An existing map may be larger than asked: LMDB keeps the larger. */
@@ -620,8 +612,8 @@ txn_tenant_create(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
                             tarn_id_format(&t->id, idbuf));
     if (rc != TARN_OK || t->name[0] == '\0')
         return rc;
-    rc = db_put(c, txn, c->tenant_names, t->name, strlen(t->name), t->id.b,
-                16, MDB_NOOVERWRITE, err);
+    rc = db_put(c, txn, c->tenant_names, t->name, strlen(t->name), t->id.b, 16,
+                MDB_NOOVERWRITE, err);
     if (rc == TARN_EEXIST)
         return tarn_err_set(err, TARN_EEXIST,
                             "a tenant named '%s' already exists", t->name);
@@ -673,8 +665,8 @@ txn_tenant_lookup(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
         return get_tenant(c, txn, a->id, a->out, err);
     rc = db_get(c, txn, c->tenant_names, a->name, strlen(a->name), &v, err);
     if (rc == TARN_ENOTFOUND)
-        return tarn_err_set(err, TARN_ENOTFOUND,
-                            "no tenant named '%.64s'", a->name);
+        return tarn_err_set(err, TARN_ENOTFOUND, "no tenant named '%.64s'",
+                            a->name);
     if (rc != TARN_OK)
         return rc;
     if (v.mv_size != 16)
@@ -753,8 +745,7 @@ txn_tenant_list(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
 }
 
 tarn_rc
-catalog_tenant_list(catalog *c, catalog_tenant **out, size_t *n,
-                    tarn_err *err)
+catalog_tenant_list(catalog *c, catalog_tenant **out, size_t *n, tarn_err *err)
 {
     list_args a = {.size = sizeof(catalog_tenant)};
     tarn_rc rc = run_read(c, txn_tenant_list, &a, err);
@@ -778,8 +769,8 @@ typedef tarn_rc (*tl_visit_fn)(catalog *c, MDB_txn *txn, MDB_cursor *cur,
                                tarn_err *err);
 
 static tarn_rc
-scan_timelines(catalog *c, MDB_txn *txn, const tarn_id *tenant,
-               tl_visit_fn fn, void *arg, tarn_err *err)
+scan_timelines(catalog *c, MDB_txn *txn, const tarn_id *tenant, tl_visit_fn fn,
+               void *arg, tarn_err *err)
 {
     MDB_cursor *cur;
     MDB_val k = {16, (void *)tenant->b}, v;
@@ -861,8 +852,8 @@ catalog_tenant_delete(catalog *c, const tarn_id *id, tarn_err *err)
 /* ---- timelines -------------------------------------------------------- */
 
 static tarn_rc
-get_timeline(catalog *c, MDB_txn *txn, const tarn_id *tenant,
-             const tarn_id *id, catalog_timeline *out, tarn_err *err)
+get_timeline(catalog *c, MDB_txn *txn, const tarn_id *tenant, const tarn_id *id,
+             catalog_timeline *out, tarn_err *err)
 {
     char idbuf[TARN_ID_STRLEN];
     uint8_t key[32];
@@ -958,8 +949,8 @@ txn_timeline_create(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
     {
         uint8_t key[16 + CATALOG_NAME_MAX];
         size_t klen = tl_name_key(&tl->tenant_id, tl->name, key);
-        rc = db_put(c, txn, c->timeline_names, key, klen, tl->timeline_id.b,
-                    16, MDB_NOOVERWRITE, err);
+        rc = db_put(c, txn, c->timeline_names, key, klen, tl->timeline_id.b, 16,
+                    MDB_NOOVERWRITE, err);
     }
     if (rc == TARN_EEXIST)
         return tarn_err_set(err, TARN_EEXIST,
@@ -1067,8 +1058,8 @@ txn_timeline_list(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
 }
 
 tarn_rc
-catalog_timeline_list(catalog *c, const tarn_id *tenant,
-                      catalog_timeline **out, size_t *n, tarn_err *err)
+catalog_timeline_list(catalog *c, const tarn_id *tenant, catalog_timeline **out,
+                      size_t *n, tarn_err *err)
 {
     list_args a = {.tenant = tenant, .size = sizeof(catalog_timeline)};
     tarn_rc rc = run_read(c, txn_timeline_list, &a, err);
@@ -1185,8 +1176,7 @@ txn_timeline_update(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
 }
 
 tarn_rc
-catalog_timeline_update(catalog *c, const catalog_timeline *tl,
-                        tarn_err *err)
+catalog_timeline_update(catalog *c, const catalog_timeline *tl, tarn_err *err)
 {
     return run_write(c, txn_timeline_update, (void *)tl, err);
 }
@@ -1266,8 +1256,7 @@ verify_timeline(catalog *c, MDB_txn *txn, const catalog_timeline *tl,
     if (rc != TARN_OK)
         return rc;
     if (tl->has_ancestor) {
-        rc = get_timeline(c, txn, &tl->tenant_id, &tl->ancestor_id, &anc,
-                          err);
+        rc = get_timeline(c, txn, &tl->tenant_id, &tl->ancestor_id, &anc, err);
         if (rc == TARN_ENOTFOUND)
             return tarn_err_set(err, TARN_ECORRUPT,
                                 "timeline %s has a missing ancestor", idbuf);
@@ -1284,9 +1273,10 @@ verify_timeline(catalog *c, MDB_txn *txn, const catalog_timeline *tl,
         MDB_val v;
         rc = db_get(c, txn, c->timeline_names, key,
                     tl_name_key(&tl->tenant_id, tl->name, key), &v, err);
-        if (rc == TARN_ENOTFOUND || (rc == TARN_OK && (v.mv_size != 16
-                                     || memcmp(v.mv_data, tl->timeline_id.b,
-                                               16) != 0)))
+        if (rc == TARN_ENOTFOUND
+            || (rc == TARN_OK
+                && (v.mv_size != 16
+                    || memcmp(v.mv_data, tl->timeline_id.b, 16) != 0)))
             return tarn_err_set(err, TARN_ECORRUPT,
                                 "timeline %s is named '%s' but the name "
                                 "index disagrees",

@@ -32,8 +32,8 @@
 typedef struct catalog catalog;
 
 typedef struct catalog_opts {
-    const char *path;  /**< an existing directory for the LMDB files */
-    size_t map_size;   /**< initial map size; grows on demand */
+    const char *path;    /**< an existing directory for the LMDB files */
+    size_t map_size;     /**< initial map size; grows on demand */
     size_t max_map_size; /**< hard ceiling for growth; 0 = 1 TiB */
 } catalog_opts;
 
@@ -179,8 +179,7 @@ tarn_rc catalog_timeline_find(catalog *c, const tarn_id *tenant,
  * caller frees.  TARN_ENOTFOUND for an unknown tenant.
  */
 tarn_rc catalog_timeline_list(catalog *c, const tarn_id *tenant,
-                              catalog_timeline **out, size_t *n,
-                              tarn_err *err);
+                              catalog_timeline **out, size_t *n, tarn_err *err);
 
 /**
  * Delete a timeline.

@@ -240,15 +240,14 @@ timeline_json(const catalog_timeline *tl)
         "tenant_id", j_id(&tl->tenant_id), "timeline_id",
         j_id(&tl->timeline_id), "name", j_name(tl->name),
         "ancestor_timeline_id",
-        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(),
-        "ancestor_lsn",
+        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(), "ancestor_lsn",
         tl->has_ancestor ? j_lsn(tl->ancestor_lsn) : json_null(), "state",
-        catalog_tl_state_name(tl->state), "created_at",
-        j_time(tl->created_at), "start_lsn", j_lsn(tl->start_lsn),
-        "last_record_lsn", j_lsn(tl->last_record_lsn), "wal_flush_lsn",
-        j_lsn(tl->wal_flush_lsn), "disk_consistent_lsn",
-        j_lsn(tl->disk_consistent_lsn), "remote_consistent_lsn",
-        j_lsn(tl->remote_consistent_lsn), "pg_version", json_integer(15));
+        catalog_tl_state_name(tl->state), "created_at", j_time(tl->created_at),
+        "start_lsn", j_lsn(tl->start_lsn), "last_record_lsn",
+        j_lsn(tl->last_record_lsn), "wal_flush_lsn", j_lsn(tl->wal_flush_lsn),
+        "disk_consistent_lsn", j_lsn(tl->disk_consistent_lsn),
+        "remote_consistent_lsn", j_lsn(tl->remote_consistent_lsn), "pg_version",
+        json_integer(15));
 }
 
 /* ---- handlers --------------------------------------------------------- */
@@ -261,8 +260,8 @@ h_status(admin *a, http_req *r, const route_args *args)
     (void)args;
     reply_json(r, 200,
                json_pack("{s:s, s:s, s:f, s:o}", "status", "ok", "version",
-                         TARN_VERSION, "uptime_seconds", uptime,
-                         "started_at", j_time(a->started_at)));
+                         TARN_VERSION, "uptime_seconds", uptime, "started_at",
+                         j_time(a->started_at)));
 }
 
 static void
@@ -323,12 +322,10 @@ h_metrics(admin *a, http_req *r, const route_args *args)
         "tarn_catalog_transactions_total{kind=\"read\",result=\"commit\"} "
         "%llu\n",
         (unsigned long long)cs.write_commits,
-        (unsigned long long)cs.write_aborts,
-        (unsigned long long)cs.read_txns);
+        (unsigned long long)cs.write_aborts, (unsigned long long)cs.read_txns);
     metric_header(out, "tarn_catalog_map_size_bytes", "gauge",
                   "Size of the catalog's LMDB map.");
-    evbuffer_add_printf(out, "tarn_catalog_map_size_bytes %zu\n",
-                        cs.map_size);
+    evbuffer_add_printf(out, "tarn_catalog_map_size_bytes %zu\n", cs.map_size);
     metric_header(out, "tarn_catalog_used_bytes", "gauge",
                   "Bytes of the catalog's LMDB map in use.");
     evbuffer_add_printf(out, "tarn_catalog_used_bytes %zu\n", cs.used_bytes);
@@ -514,8 +511,7 @@ h_timeline_get(admin *a, http_req *r, const route_args *args)
     catalog_timeline tl;
     tarn_err err;
 
-    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl,
-                             &err)
+    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl, &err)
         != TARN_OK) {
         reply_err(a, r, &err);
         return;
@@ -545,14 +541,12 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
  * neither WAL nor layers, so the answer is 412 with that reason.
  */
 static bool
-need_data(admin *a, http_req *r, const route_args *args,
-          catalog_timeline *tl)
+need_data(admin *a, http_req *r, const route_args *args, catalog_timeline *tl)
 {
     char idbuf[TARN_ID_STRLEN];
     tarn_err err;
 
-    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, tl,
-                             &err)
+    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, tl, &err)
         != TARN_OK) {
         reply_err(a, r, &err);
         return false;
@@ -733,8 +727,7 @@ typedef enum match_result {
 } match_result;
 
 static match_result
-match(const char *pattern, const char *path, route_args *args,
-      tarn_err *err)
+match(const char *pattern, const char *path, route_args *args, tarn_err *err)
 {
     const char *p = pattern, *s = path;
     match_result res = M_MATCH;
@@ -749,9 +742,12 @@ match(const char *pattern, const char *path, route_args *args,
             snprintf(seg, sizeof(seg), "%.*s", (int)(slen - 1), s + 1);
             if (slen == 1)
                 return M_NONE;
-            if (res == M_MATCH && tarn_id_parse(seg, &args->tenant, &e) != TARN_OK) {
-                tarn_err_set(err, TARN_EINVAL, "invalid tenant id '%.40s' "
-                             "(expected 32 hex digits)", seg);
+            if (res == M_MATCH
+                && tarn_id_parse(seg, &args->tenant, &e) != TARN_OK) {
+                tarn_err_set(err, TARN_EINVAL,
+                             "invalid tenant id '%.40s' "
+                             "(expected 32 hex digits)",
+                             seg);
                 res = M_BADID;
             }
         } else if (strncmp(p, "/{tl}", plen) == 0 && plen == 5) {
@@ -760,9 +756,12 @@ match(const char *pattern, const char *path, route_args *args,
             snprintf(seg, sizeof(seg), "%.*s", (int)(slen - 1), s + 1);
             if (slen == 1)
                 return M_NONE;
-            if (res == M_MATCH && tarn_id_parse(seg, &args->timeline, &e) != TARN_OK) {
-                tarn_err_set(err, TARN_EINVAL, "invalid timeline id '%.40s' "
-                             "(expected 32 hex digits)", seg);
+            if (res == M_MATCH
+                && tarn_id_parse(seg, &args->timeline, &e) != TARN_OK) {
+                tarn_err_set(err, TARN_EINVAL,
+                             "invalid timeline id '%.40s' "
+                             "(expected 32 hex digits)",
+                             seg);
                 res = M_BADID;
             }
         } else if (plen != slen || strncmp(p, s, plen) != 0) {
@@ -851,23 +850,22 @@ admin_handle(http_req *r, void *arg)
     }
     if (!shape) {
         char msg[1024];
-        size_t used = (size_t)snprintf(msg, sizeof(msg),
-                                       "no route for %s %.100s; routes:",
-                                       http_method_name(http_req_method(r)),
-                                       path);
+        size_t used = (size_t)snprintf(
+            msg, sizeof(msg), "no route for %s %.100s; routes:",
+            http_method_name(http_req_method(r)), path);
         for (size_t i = 0; i < NROUTES && used < sizeof(msg); i++)
-            used += (size_t)snprintf(msg + used, sizeof(msg) - used, "%s %s %s",
-                                     i ? "," : "",
-                                     http_method_name(routes[i].method),
-                                     routes[i].pattern);
+            used += (size_t)snprintf(
+                msg + used, sizeof(msg) - used, "%s %s %s", i ? "," : "",
+                http_method_name(routes[i].method), routes[i].pattern);
         http_reply_error(r, 404, msg);
         return;
     }
     if (matched == NROUTES) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "method %s is not allowed on %.100s; "
-                 "allowed: %s", http_method_name(http_req_method(r)), path,
-                 allow);
+        snprintf(msg, sizeof(msg),
+                 "method %s is not allowed on %.100s; "
+                 "allowed: %s",
+                 http_method_name(http_req_method(r)), path, allow);
         http_req_add_header(r, "Allow", allow);
         http_reply_error(r, 405, msg);
         return;

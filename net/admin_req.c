@@ -13,10 +13,10 @@
 #include <string.h>
 
 typedef enum field_type {
-    FT_ID,   /**< 32 hex digits -> tarn_id */
-    FT_NAME, /**< a catalog name -> char[CATALOG_NAME_MAX + 1] */
-    FT_LSN,  /**< "X/Y" -> tarn_lsn */
-    FT_TIME, /**< RFC 3339 -> tarn_time_us */
+    FT_ID,       /**< 32 hex digits -> tarn_id */
+    FT_NAME,     /**< a catalog name -> char[CATALOG_NAME_MAX + 1] */
+    FT_LSN,      /**< "X/Y" -> tarn_lsn */
+    FT_TIME,     /**< RFC 3339 -> tarn_time_us */
     FT_PGVERSION /**< the integer 15 */
 } field_type;
 
@@ -27,8 +27,14 @@ typedef struct field_spec {
     size_t present_off; /**< offset of its bool flag, or SIZE_MAX */
 } field_spec;
 
-#define FIELD(s, n, t, v, p) {n, t, offsetof(s, v), offsetof(s, p)}
-#define FIELD_NOFLAG(s, n, t, v) {n, t, offsetof(s, v), SIZE_MAX}
+#define FIELD(s, n, t, v, p)                 \
+    {                                        \
+        n, t, offsetof(s, v), offsetof(s, p) \
+    }
+#define FIELD_NOFLAG(s, n, t, v)       \
+    {                                  \
+        n, t, offsetof(s, v), SIZE_MAX \
+    }
 
 static const field_spec tenant_fields[] = {
     FIELD(admin_tenant_create, "new_tenant_id", FT_ID, id, has_id),
@@ -86,8 +92,7 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
         const char *s = json_string_value(v);
         if (strlen(s) != json_string_length(v))
             return tarn_err_set(err, TARN_EINVAL,
-                                "field '%s' contains a NUL character",
-                                f->name);
+                                "field '%s' contains a NUL character", f->name);
         switch (f->type) {
         case FT_ID:
             rc = tarn_id_parse(s, (tarn_id *)(base + f->value_off), &e);
@@ -101,16 +106,14 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
             rc = tarn_lsn_parse(s, (tarn_lsn *)(base + f->value_off), &e);
             break;
         case FT_TIME:
-            rc = tarn_time_parse(s, (tarn_time_us *)(base + f->value_off),
-                                 &e);
+            rc = tarn_time_parse(s, (tarn_time_us *)(base + f->value_off), &e);
             break;
         case FT_PGVERSION:
             break;
         }
     }
     if (rc != TARN_OK)
-        return tarn_err_set(err, TARN_EINVAL, "field '%s': %s", f->name,
-                            e.msg);
+        return tarn_err_set(err, TARN_EINVAL, "field '%s': %s", f->name, e.msg);
     if (f->present_off != SIZE_MAX)
         *(bool *)(base + f->present_off) = true;
     return TARN_OK;
@@ -154,8 +157,8 @@ parse_object(const char *body, size_t len, const field_spec *fields,
             char allowed[256] = "";
             size_t used = 0;
             for (size_t k = 0; k < nfields; k++) {
-                int n = snprintf(allowed + used, sizeof(allowed) - used,
-                                 "%s%s", k ? ", " : "", fields[k].name);
+                int n = snprintf(allowed + used, sizeof(allowed) - used, "%s%s",
+                                 k ? ", " : "", fields[k].name);
                 if (n > 0 && (size_t)n < sizeof(allowed) - used)
                     used += (size_t)n;
             }
@@ -178,8 +181,8 @@ admin_parse_tenant_create(const char *body, size_t len,
                           admin_tenant_create *out, tarn_err *err)
 {
     memset(out, 0, sizeof(*out));
-    return parse_object(body, len, tenant_fields,
-                        TARN_ARRAY_LEN(tenant_fields), out, err);
+    return parse_object(body, len, tenant_fields, TARN_ARRAY_LEN(tenant_fields),
+                        out, err);
 }
 
 tarn_rc
@@ -194,8 +197,7 @@ admin_parse_timeline_create(const char *body, size_t len,
     if (rc != TARN_OK)
         return rc;
     if ((out->has_lsn || out->has_time) && !out->has_ancestor)
-        return tarn_err_set(err, TARN_EINVAL,
-                            "%s needs ancestor_timeline_id",
+        return tarn_err_set(err, TARN_EINVAL, "%s needs ancestor_timeline_id",
                             out->has_lsn ? "ancestor_start_lsn"
                                          : "ancestor_start_time");
     if (out->has_lsn && out->has_time)

@@ -56,7 +56,6 @@ tarn_rc admin_parse_tenant_create(const char *body, size_t len,
  * @return TARN_OK, or TARN_EINVAL with the reason.
  */
 tarn_rc admin_parse_timeline_create(const char *body, size_t len,
-                                    admin_timeline_create *out,
-                                    tarn_err *err);
+                                    admin_timeline_create *out, tarn_err *err);
 
 #endif

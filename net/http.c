@@ -37,7 +37,7 @@
 
 #include "server/core/types.h"
 
-#define LINGER_MS 2000 /* how long to discard input after an error */
+#define LINGER_MS  2000 /* how long to discard input after an error */
 #define EXTRA_HDRS 1024
 
 typedef enum hc_state {
@@ -573,14 +573,14 @@ http_server_create(struct event_base *base, const http_server_opts *o,
     snprintf(port, sizeof(port), "%u", addr.port);
     gai = getaddrinfo(addr.host, port, &hints, &ai);
     if (gai != 0) {
-        rc = tarn_err_set(err, TARN_EINVAL, "cannot resolve %s: %s",
-                          addr.host, gai_strerror(gai));
+        rc = tarn_err_set(err, TARN_EINVAL, "cannot resolve %s: %s", addr.host,
+                          gai_strerror(gai));
         goto fail;
     }
     s->listener = evconnlistener_new_bind(
         base, on_accept, s,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        128, ai->ai_addr, (int)ai->ai_addrlen);
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
+        ai->ai_addr, (int)ai->ai_addrlen);
     if (s->listener == NULL) {
         rc = tarn_err_errno(err, errno, "cannot listen on %s", o->listen);
         goto fail;
@@ -725,8 +725,8 @@ http_req_add_header(http_req *r, const char *name, const char *value)
 }
 
 void
-http_reply(http_req *r, int status, const char *content_type,
-           const void *body, size_t len)
+http_reply(http_req *r, int status, const char *content_type, const void *body,
+           size_t len)
 {
     http_conn *c = r->conn;
 

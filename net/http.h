@@ -44,8 +44,8 @@ typedef struct http_server_opts {
 
 typedef struct http_server_stats {
     uint64_t conns_accepted;
-    uint64_t conns_rejected; /**< over max_conns or shutting down */
-    uint64_t requests;       /**< dispatched to the handler */
+    uint64_t conns_rejected;  /**< over max_conns or shutting down */
+    uint64_t requests;        /**< dispatched to the handler */
     uint64_t protocol_errors; /**< answered by the server itself */
     int conns_open;
 } http_server_stats;
@@ -56,9 +56,8 @@ typedef struct http_server_stats {
  * @return TARN_OK; TARN_EINVAL for a bad address; TARN_EIO when the
  * address cannot be bound (the message names it and the reason).
  */
-tarn_rc http_server_create(struct event_base *base,
-                           const http_server_opts *o, http_server **out,
-                           tarn_err *err);
+tarn_rc http_server_create(struct event_base *base, const http_server_opts *o,
+                           http_server **out, tarn_err *err);
 
 /** New idle timeout for connections accepted from now on (SIGHUP). */
 void http_server_set_idle_timeout(http_server *s, int64_t ms);

@@ -63,9 +63,9 @@ method_of(http_span m)
         const char *name;
         http_method m;
     } tab[] = {
-        {"GET", HTTP_GET},       {"HEAD", HTTP_HEAD},
-        {"POST", HTTP_POST},     {"PUT", HTTP_PUT},
-        {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH},
+        {"GET", HTTP_GET},         {"HEAD", HTTP_HEAD},
+        {"POST", HTTP_POST},       {"PUT", HTTP_PUT},
+        {"DELETE", HTTP_DELETE},   {"PATCH", HTTP_PATCH},
         {"OPTIONS", HTTP_OPTIONS},
     };
 
@@ -78,8 +78,7 @@ method_of(http_span m)
 
 /* The next line (without CRLF) starting at *pos, or false at the end. */
 static bool
-next_line(const char *buf, size_t len, size_t *pos, http_span *line,
-          bool *bad)
+next_line(const char *buf, size_t len, size_t *pos, http_span *line, bool *bad)
 {
     size_t i = *pos;
 
@@ -202,8 +201,7 @@ http_parse_head(const char *buf, size_t len, http_head *h, int *status,
         } else if (span_ieq(name, "Transfer-Encoding")) {
             have_te = true;
             if (!span_ieq(value, "chunked"))
-                return fail(status, 501, err,
-                            "unsupported Transfer-Encoding");
+                return fail(status, 501, err, "unsupported Transfer-Encoding");
             h->chunked = true;
         } else if (span_ieq(name, "Connection")) {
             if (list_has(value, "close"))
@@ -240,9 +238,8 @@ http_head_header(const http_head *h, const char *name)
 const char *
 http_method_name(http_method m)
 {
-    static const char *const names[] = {"GET",    "HEAD",  "POST",
-                                        "PUT",    "DELETE", "PATCH",
-                                        "OPTIONS", "OTHER"};
+    static const char *const names[] = {"GET",    "HEAD",  "POST",    "PUT",
+                                        "DELETE", "PATCH", "OPTIONS", "OTHER"};
     return names[m];
 }
 

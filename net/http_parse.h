@@ -59,8 +59,8 @@ typedef struct http_head {
  *                     505)
  * @return TARN_OK, or TARN_EPROTO with a message for the client.
  */
-tarn_rc http_parse_head(const char *buf, size_t len, http_head *h,
-                        int *status, tarn_err *err);
+tarn_rc http_parse_head(const char *buf, size_t len, http_head *h, int *status,
+                        tarn_err *err);
 
 /** The value of header @p name (case-insensitive), or NULL. */
 const http_span *http_head_header(const http_head *h, const char *name);

@@ -19,27 +19,26 @@
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: tarnd [-c FILE] [--set key=value ...]\n"
-            "\n"
-            "tarnd is tarn's storage server: the WAL service and the page "
-            "server of a\nPostgreSQL 15 lakebase, in one process. It runs "
-            "in the foreground and logs\nto stderr (or log_file).\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE    read settings from FILE (INI; see "
-            "conf/tarnd.conf)\n"
-            "  -s, --set KEY=VALUE  override one setting (repeatable; "
-            "applied last)\n"
-            "      --check-config   load the settings, print them and exit\n"
-            "      --print-config   print a documented config file with "
-            "every key and\n"
-            "                       its default, and exit\n"
-            "  -h, --help           show this help and exit\n"
-            "  -V, --version        show the version and exit\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the "
-            "settings\nmarked \"reload\" and reopens the log file.\n");
+    fprintf(f, "Usage: tarnd [-c FILE] [--set key=value ...]\n"
+               "\n"
+               "tarnd is tarn's storage server: the WAL service and the page "
+               "server of a\nPostgreSQL 15 lakebase, in one process. It runs "
+               "in the foreground and logs\nto stderr (or log_file).\n"
+               "\n"
+               "Options:\n"
+               "  -c, --config FILE    read settings from FILE (INI; see "
+               "conf/tarnd.conf)\n"
+               "  -s, --set KEY=VALUE  override one setting (repeatable; "
+               "applied last)\n"
+               "      --check-config   load the settings, print them and exit\n"
+               "      --print-config   print a documented config file with "
+               "every key and\n"
+               "                       its default, and exit\n"
+               "  -h, --help           show this help and exit\n"
+               "  -V, --version        show the version and exit\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT stop gracefully, SIGHUP reloads the "
+               "settings\nmarked \"reload\" and reopens the log file.\n");
 }
 
 static int

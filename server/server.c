@@ -269,8 +269,7 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         rc = tarn_err_set(err, TARN_EIO, "cannot create the event loop");
         goto fail;
     }
-    if ((rc = wpool_create(s->base, (int)s->cfg.worker_threads, &s->pool,
-                           err))
+    if ((rc = wpool_create(s->base, (int)s->cfg.worker_threads, &s->pool, err))
         != TARN_OK)
         goto fail;
 

@@ -13,8 +13,8 @@
 typedef struct tarn_server tarn_server;
 
 typedef struct server_opts {
-    const char *config_path;  /**< NULL: built-in defaults only */
-    const char *const *sets;  /**< "key=value" overrides, applied last */
+    const char *config_path; /**< NULL: built-in defaults only */
+    const char *const *sets; /**< "key=value" overrides, applied last */
     size_t nsets;
 } server_opts;
 
@@ -26,8 +26,7 @@ typedef struct server_opts {
  * @return TARN_OK; any error with a one-line message (bad config, data
  * directory locked, address in use, ...).
  */
-tarn_rc server_create(const server_opts *o, tarn_server **out,
-                      tarn_err *err);
+tarn_rc server_create(const server_opts *o, tarn_server **out, tarn_err *err);
 
 /**
  * Run the reactor until SIGTERM or SIGINT has stopped the server

@@ -109,8 +109,8 @@ check_layout(datadir *d, tarn_err *err)
                                 "directory (no %s); refusing to use it",
                                 d->path, LAYOUT_FILE);
         char content[16];
-        int n = snprintf(content, sizeof(content), "%d\n",
-                         DATADIR_LAYOUT_VERSION);
+        int n =
+            snprintf(content, sizeof(content), "%d\n", DATADIR_LAYOUT_VERSION);
         d->is_new = 1;
         return tarn_write_file_atomic(path, content, (size_t)n, 0644, err);
     }
@@ -119,8 +119,8 @@ check_layout(datadir *d, tarn_err *err)
     char *end;
     v = strtol(text, &end, 10);
     if (end == text || (*end != '\n' && *end != '\0')) {
-        rc = tarn_err_set(err, TARN_ECORRUPT, "%s is damaged: '%.20s'",
-                          path, text);
+        rc = tarn_err_set(err, TARN_ECORRUPT, "%s is damaged: '%.20s'", path,
+                          text);
     } else if (v != DATADIR_LAYOUT_VERSION) {
         rc = tarn_err_set(err, TARN_EUNSUPPORTED,
                           "data directory %s has layout version %ld; this "

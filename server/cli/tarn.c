@@ -119,8 +119,8 @@ call(cli *c, const char *method, const char *path, json_t *body)
             die("tarnd answered %ld with a body that is not JSON", status);
     }
     if (status < 200 || status >= 300) {
-        const char *msg = j ? json_string_value(json_object_get(j, "msg"))
-                            : NULL;
+        const char *msg =
+            j ? json_string_value(json_object_get(j, "msg")) : NULL;
         die("%s %s failed (%ld): %s", method, path, status,
             msg ? msg : (resp.p ? resp.p : "no message"));
     }
@@ -354,15 +354,15 @@ print_tree(json_t *list, const char *parent_id, const char *prefix)
 
     json_array_foreach(list, i, t)
     {
-        const char *anc = json_string_value(
-            json_object_get(t, "ancestor_timeline_id"));
+        const char *anc =
+            json_string_value(json_object_get(t, "ancestor_timeline_id"));
         if (parent_id ? (anc && strcmp(anc, parent_id) == 0) : anc == NULL)
             n++;
     }
     json_array_foreach(list, i, t)
     {
-        const char *anc = json_string_value(
-            json_object_get(t, "ancestor_timeline_id"));
+        const char *anc =
+            json_string_value(json_object_get(t, "ancestor_timeline_id"));
         const char *name = *str(t, "name") ? str(t, "name") : "(unnamed)";
         char child_prefix[512];
         bool last;
@@ -374,10 +374,9 @@ print_tree(json_t *list, const char *parent_id, const char *prefix)
                    str(t, "state"), str(t, "last_record_lsn"));
             snprintf(child_prefix, sizeof(child_prefix), "%s", prefix);
         } else {
-            printf("%s%s %s @%s [%s] %s, last %s\n", prefix,
-                   last ? "└─" : "├─", name, str(t, "ancestor_lsn"),
-                   str(t, "timeline_id"), str(t, "state"),
-                   str(t, "last_record_lsn"));
+            printf("%s%s %s @%s [%s] %s, last %s\n", prefix, last ? "└─" : "├─",
+                   name, str(t, "ancestor_lsn"), str(t, "timeline_id"),
+                   str(t, "state"), str(t, "last_record_lsn"));
             snprintf(child_prefix, sizeof(child_prefix), "%s%s", prefix,
                      last ? "   " : "│  ");
         }
@@ -497,9 +496,12 @@ main(int argc, char **argv)
         const char *flag;
         size_t off;
     } valued[] = {
-        {"--tenant", offsetof(cli, tenant)}, {"--parent", offsetof(cli, parent)},
-        {"--lsn", offsetof(cli, lsn)},       {"--at", offsetof(cli, at)},
-        {"--id", offsetof(cli, id)},         {"--name", offsetof(cli, name)},
+        {"--tenant", offsetof(cli, tenant)},
+        {"--parent", offsetof(cli, parent)},
+        {"--lsn", offsetof(cli, lsn)},
+        {"--at", offsetof(cli, at)},
+        {"--id", offsetof(cli, id)},
+        {"--name", offsetof(cli, name)},
     };
     cli c = {0};
     const char *cmd = NULL, *sub = NULL;
@@ -551,8 +553,8 @@ main(int argc, char **argv)
         }
         if (cmd == NULL)
             cmd = a;
-        else if (sub == NULL && (strcmp(cmd, "tenant") == 0
-                                 || strcmp(cmd, "branch") == 0))
+        else if (sub == NULL
+                 && (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "branch") == 0))
             sub = a;
         else if (c.npos < (int)TARN_ARRAY_LEN(c.pos))
             c.pos[c.npos++] = a;

@@ -20,27 +20,28 @@
 #include "server/core/log.h"
 #include "server/core/types.h"
 
-#define KB (1024LL)
-#define MB (1024LL * 1024)
-#define GB (1024LL * 1024 * 1024)
-#define TB (1024LL * 1024 * 1024 * 1024)
+#define KB  (1024LL)
+#define MB  (1024LL * 1024)
+#define GB  (1024LL * 1024 * 1024)
+#define TB  (1024LL * 1024 * 1024 * 1024)
 #define SEC 1000LL
 
-#define KEY(n, f, sec, t, d, lo, hi, rl, h)                               \
+/* clang-format off */
+#define KEY(n, f, sec, t, d, lo, hi, rl, h) \
     {n, sec, t, offsetof(tarn_config, f), d, lo, hi, rl, false, h}
-#define SECRET(n, f, sec, t, d, rl, h)                                    \
+#define SECRET(n, f, sec, t, d, rl, h) \
     {n, sec, t, offsetof(tarn_config, f), d, 0, 0, rl, true, h}
+/* clang-format on */
 
 static const cfg_key keys[] = {
     KEY("data_dir", data_dir, "server", CFG_PATH, ".tarn", 0, 0, false,
         "Data directory: catalog, WAL and layer files. Created on first "
         "start. A relative path is taken from tarnd's working directory."),
-    KEY("worker_threads", worker_threads, "server", CFG_INT, "4", 1, 64,
-        false,
+    KEY("worker_threads", worker_threads, "server", CFG_INT, "4", 1, 64, false,
         "Threads in the worker pool that runs blocking work (fsync, layer "
         "writes) off the reactor."),
-    KEY("shutdown_timeout", shutdown_timeout_ms, "server", CFG_DURATION,
-        "30s", 1 * SEC, 3600 * SEC, true,
+    KEY("shutdown_timeout", shutdown_timeout_ms, "server", CFG_DURATION, "30s",
+        1 * SEC, 3600 * SEC, true,
         "How long SIGTERM waits for in-flight requests and writes before "
         "tarnd exits anyway."),
     KEY("http_listen", http_listen, "http", CFG_ADDR, "127.0.0.1:9898", 0, 0,
@@ -48,17 +49,16 @@ static const cfg_key keys[] = {
     SECRET("http_auth_token", http_auth_token, "http", CFG_STRING, "", true,
            "When set, every route except /v1/status requires the header "
            "'Authorization: Bearer <token>'. Empty means no auth."),
-    KEY("http_max_connections", http_max_connections, "http", CFG_INT, "256",
-        1, 65536, false,
+    KEY("http_max_connections", http_max_connections, "http", CFG_INT, "256", 1,
+        65536, false,
         "Concurrent HTTP connections; more are accepted and closed at "
         "once."),
-    KEY("http_idle_timeout", http_idle_timeout_ms, "http", CFG_DURATION,
-        "60s", 1 * SEC, 3600 * SEC, true,
+    KEY("http_idle_timeout", http_idle_timeout_ms, "http", CFG_DURATION, "60s",
+        1 * SEC, 3600 * SEC, true,
         "An HTTP connection idle (or sending a request) for this long is "
         "closed."),
-    KEY("page_listen", page_listen, "pageservice", CFG_ADDR,
-        "127.0.0.1:6400", 0, 0, false,
-        "host:port of the page service (Postgres wire protocol)."),
+    KEY("page_listen", page_listen, "pageservice", CFG_ADDR, "127.0.0.1:6400",
+        0, 0, false, "host:port of the page service (Postgres wire protocol)."),
     KEY("log_level", log_level, "log", CFG_LOGLEVEL, "info", 0, 0, true,
         "error, warn, info or debug."),
     KEY("log_file", log_file, "log", CFG_PATH, "", 0, 0, true,
@@ -276,8 +276,8 @@ typedef struct load_state {
     const char *name; /* file name for messages */
     FILE *file;       /* one of file / text is the source */
     const char *text;
-    int line;         /* the line last handed to inih */
-    int err_line;     /* first error found by the handler or reader */
+    int line;     /* the line last handed to inih */
+    int err_line; /* first error found by the handler or reader */
     tarn_err err;
     bool seen[TARN_ARRAY_LEN(keys)];
 } load_state;
@@ -409,8 +409,7 @@ cfg_load_string(tarn_config *c, const char *text, const char *name,
 {
     load_state st = {.cfg = c, .name = name, .text = text};
 
-    return finish_load(&st, ini_parse_stream(read_line, &st, on_key, &st),
-                       err);
+    return finish_load(&st, ini_parse_stream(read_line, &st, on_key, &st), err);
 }
 
 tarn_rc
@@ -577,8 +576,8 @@ cfg_write_example(FILE *f)
             || k->type == CFG_DURATION) {
             format_bound(k, k->min, lo, sizeof(lo));
             format_bound(k, k->max, hi, sizeof(hi));
-            fprintf(f, "# Type: %s, range %s to %s%s.\n", type_doc(k), lo,
-                    hi, k->reloadable ? "; reload" : "");
+            fprintf(f, "# Type: %s, range %s to %s%s.\n", type_doc(k), lo, hi,
+                    k->reloadable ? "; reload" : "");
         } else {
             fprintf(f, "# Type: %s%s.\n", type_doc(k),
                     k->reloadable ? "; reload" : "");

@@ -101,19 +101,17 @@ void cfg_free(tarn_config *c);
  * Format the value of @p k in @p c as text (secrets as "(set)" or "").
  * @return @p buf.
  */
-char *cfg_format(const tarn_config *c, const cfg_key *k, char *buf,
-                 size_t len);
+char *cfg_format(const tarn_config *c, const cfg_key *k, char *buf, size_t len);
 
 /** True if the two configs differ in key @p k. */
-bool cfg_differs(const tarn_config *a, const tarn_config *b,
-                 const cfg_key *k);
+bool cfg_differs(const tarn_config *a, const tarn_config *b, const cfg_key *k);
 
 /**
  * Copy the value of key @p k from @p src into @p dst.
  * @return TARN_ENOMEM on allocation failure.
  */
-tarn_rc cfg_copy_key(tarn_config *dst, const tarn_config *src,
-                     const cfg_key *k, tarn_err *err);
+tarn_rc cfg_copy_key(tarn_config *dst, const tarn_config *src, const cfg_key *k,
+                     tarn_err *err);
 
 /** Write the documented example file (conf/tarnd.conf) to @p f. */
 void cfg_write_example(FILE *f);

@@ -31,8 +31,7 @@ tarn_crc32c_final(uint32_t crc)
 static inline uint32_t
 tarn_crc32c(const void *data, size_t len)
 {
-    return tarn_crc32c_final(
-        tarn_crc32c_update(TARN_CRC32C_INIT, data, len));
+    return tarn_crc32c_final(tarn_crc32c_update(TARN_CRC32C_INIT, data, len));
 }
 
 #endif

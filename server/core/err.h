@@ -42,12 +42,12 @@ typedef struct tarn_err {
 } tarn_err;
 
 #if defined(__GNUC__)
-#define TARN_MUSTCHECK     __attribute__((warn_unused_result))
-#define TARN_PRINTF(f, a)  __attribute__((format(printf, f, a)))
-#define TARN_NORETURN      __attribute__((noreturn))
-#define TARN_UNUSED        __attribute__((unused))
-#define TARN_LIKELY(x)     __builtin_expect(!!(x), 1)
-#define TARN_UNLIKELY(x)   __builtin_expect(!!(x), 0)
+#define TARN_MUSTCHECK    __attribute__((warn_unused_result))
+#define TARN_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define TARN_NORETURN     __attribute__((noreturn))
+#define TARN_UNUSED       __attribute__((unused))
+#define TARN_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define TARN_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #else
 #define TARN_MUSTCHECK
 #define TARN_PRINTF(f, a)
@@ -102,7 +102,7 @@ TARN_NORETURN void tarn_assert_fail(const char *expr, const char *file,
  * Invariants only: anything a peer or the disk can trigger must return an
  * error instead.  Stays in release builds, as redis's serverAssert does.
  */
-#define TARN_ASSERT(e)                                                    \
+#define TARN_ASSERT(e) \
     ((e) ? (void)0 : tarn_assert_fail(#e, __FILE__, __LINE__))
 
 #define TARN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

@@ -102,8 +102,7 @@ tarn_mkdir_p(const char *path, mode_t mode, tarn_err *err)
     tarn_rc rc;
 
     if (len == 0 || len >= sizeof(buf))
-        return tarn_err_set(err, TARN_EINVAL, "bad directory path '%s'",
-                            path);
+        return tarn_err_set(err, TARN_EINVAL, "bad directory path '%s'", path);
     if (stat(path, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return tarn_err_set(err, TARN_EINVAL, "%s is not a directory",
@@ -135,15 +134,13 @@ tarn_read_file(const char *path, size_t max, char **out, size_t *len,
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
-            return tarn_err_set(err, TARN_ENOTFOUND, "%s does not exist",
-                                path);
+            return tarn_err_set(err, TARN_ENOTFOUND, "%s does not exist", path);
         return tarn_err_errno(err, errno, "open %s", path);
     }
     buf = malloc(max + 1);
     if (buf == NULL) {
         close(fd);
-        return tarn_err_set(err, TARN_ENOMEM, "out of memory reading %s",
-                            path);
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory reading %s", path);
     }
     for (;;) {
         ssize_t n = read(fd, buf + used, max + 1 - used);

@@ -20,8 +20,8 @@ tarn_rc tarn_fsync_dir(const char *path, tarn_err *err);
  * "<path>.tmp", fsync it, rename it over @p path, fsync the directory.
  * A crash leaves either the old or the new content, never a mix.
  */
-tarn_rc tarn_write_file_atomic(const char *path, const void *data,
-                               size_t len, mode_t mode, tarn_err *err);
+tarn_rc tarn_write_file_atomic(const char *path, const void *data, size_t len,
+                               mode_t mode, tarn_err *err);
 
 /**
  * Create @p path and any missing parents with @p mode, fsyncing each
@@ -34,11 +34,11 @@ tarn_rc tarn_mkdir_p(const char *path, mode_t mode, tarn_err *err);
  * malloc'd buffer.  TARN_ENOTFOUND if it does not exist, TARN_ETOOBIG if
  * it is larger than @p max.  The caller frees *out.
  */
-tarn_rc tarn_read_file(const char *path, size_t max, char **out,
-                       size_t *len, tarn_err *err);
+tarn_rc tarn_read_file(const char *path, size_t max, char **out, size_t *len,
+                       tarn_err *err);
 
 /** Write all of @p len bytes, retrying short writes and EINTR. */
-tarn_rc tarn_write_all(int fd, const void *data, size_t len,
-                       const char *what, tarn_err *err);
+tarn_rc tarn_write_all(int fd, const void *data, size_t len, const char *what,
+                       tarn_err *err);
 
 #endif

@@ -139,11 +139,11 @@ tlog_write(tlog *lg, tlog_level level, const char *ctx, const char *fmt, ...)
 
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    w = snprintf(line, sizeof(line),
-                 "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s%s%s", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)(tv.tv_usec / 1000), tlog_level_name(level),
-                 ctx ? "[" : "", ctx ? ctx : "", ctx ? "] " : "");
+    w = snprintf(
+        line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s %s%s%s",
+        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+        tm.tm_sec, (int)(tv.tv_usec / 1000), tlog_level_name(level),
+        ctx ? "[" : "", ctx ? ctx : "", ctx ? "] " : "");
     n = w < 0 ? 0 : (size_t)w;
     if (n >= sizeof(line))
         n = sizeof(line) - 1;

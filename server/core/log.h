@@ -62,10 +62,10 @@ tarn_rc tlog_level_parse(const char *s, tlog_level *out);
 /** "ERROR", "WARN", "INFO", "DEBUG". */
 const char *tlog_level_name(tlog_level level);
 
-#define TLOG(lg, lvl, ctx, ...)                                           \
-    do {                                                                  \
-        if ((lg) != NULL && (lvl) <= tlog_get_level(lg))                  \
-            tlog_write((lg), (lvl), (ctx), __VA_ARGS__);                  \
+#define TLOG(lg, lvl, ctx, ...)                          \
+    do {                                                 \
+        if ((lg) != NULL && (lvl) <= tlog_get_level(lg)) \
+            tlog_write((lg), (lvl), (ctx), __VA_ARGS__); \
     } while (0)
 
 #define tlog_error(lg, ctx, ...) TLOG(lg, TLOG_ERROR, ctx, __VA_ARGS__)

@@ -187,8 +187,9 @@ parse_with_units(const char *s, const struct unit *units, int64_t *out,
         return TARN_OK;
     }
 bad:
-    return tarn_err_set(err, TARN_EINVAL, "invalid %s '%.40s' (expected e.g. %s)",
-                        what, s ? s : "", example);
+    return tarn_err_set(err, TARN_EINVAL,
+                        "invalid %s '%.40s' (expected e.g. %s)", what,
+                        s ? s : "", example);
 }
 
 tarn_rc
@@ -263,8 +264,7 @@ days_from_civil(int y, int m, int d)
 tarn_rc
 tarn_time_parse(const char *s, tarn_time_us *out, tarn_err *err)
 {
-    static const int mdays[] = {31, 28, 31, 30, 31, 30,
-                                31, 31, 30, 31, 30, 31};
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y, mo, d, h, mi, sec, oh = 0, om = 0;
     int64_t frac = 0, fscale = 1000000;
     const char *p = s;
@@ -319,8 +319,8 @@ tarn_time_parse(const char *s, tarn_time_us *out, tarn_err *err)
     if (sec == 60) /* a leap second reads as the next second */
         sec = 59, frac = 999999;
     {
-        int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600
-                       + mi * 60 + sec - (oh * 3600 + om * 60);
+        int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60
+                       + sec - (oh * 3600 + om * 60);
         *out = secs * 1000000 + frac;
     }
     return TARN_OK;

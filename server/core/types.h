@@ -20,7 +20,7 @@ typedef uint64_t tarn_lsn;
 
 #define TARN_LSN_INVALID ((tarn_lsn)0)
 /** "FFFFFFFF/FFFFFFFF" plus NUL. */
-#define TARN_LSN_STRLEN  18
+#define TARN_LSN_STRLEN 18
 
 /** A tenant or timeline id: 16 bytes, shown as 32 lower-case hex digits. */
 typedef struct tarn_id {

@@ -124,8 +124,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 tarn_rc
-wpool_create(struct event_base *base, int nthreads, wpool **out,
-             tarn_err *err)
+wpool_create(struct event_base *base, int nthreads, wpool **out, tarn_err *err)
 {
     wpool *p;
     int started = 0;

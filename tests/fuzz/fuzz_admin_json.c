@@ -20,8 +20,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     admin_timeline_create tl;
     tarn_err e;
 
-    if (admin_parse_tenant_create((const char *)data, size, &t, &e)
-            == TARN_OK
+    if (admin_parse_tenant_create((const char *)data, size, &t, &e) == TARN_OK
         && t.name[0] != '\0' && catalog_name_check(t.name, &e) != TARN_OK)
         abort();
     if (admin_parse_timeline_create((const char *)data, size, &tl, &e)

@@ -15,8 +15,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void
 in_bounds(const uint8_t *data, size_t size, http_span s)
 {
-    if (s.len > 0 && ((const uint8_t *)s.p < data
-                      || (const uint8_t *)s.p + s.len > data + size))
+    if (s.len > 0
+        && ((const uint8_t *)s.p < data
+            || (const uint8_t *)s.p + s.len > data + size))
         abort();
 }
 
@@ -28,8 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char out[256];
     int status = 0;
 
-    if (http_parse_head((const char *)data, size, &h, &status, &e)
-        == TARN_OK) {
+    if (http_parse_head((const char *)data, size, &h, &status, &e) == TARN_OK) {
         in_bounds(data, size, h.method_text);
         in_bounds(data, size, h.path);
         in_bounds(data, size, h.query);

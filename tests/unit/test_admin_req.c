@@ -43,14 +43,14 @@ test_tenant(void **state)
     assert_true(r.has_id);
     assert_int_equal(r.id.b[0], 0x01);
     assert_string_equal(r.name, "default");
-    assert_int_equal(
-        admin_parse_tenant_create("{\"name\": null}", 14, &r, &e), TARN_OK);
+    assert_int_equal(admin_parse_tenant_create("{\"name\": null}", 14, &r, &e),
+                     TARN_OK);
     assert_int_equal(admin_parse_tenant_create("{\"id\": 1}", 9, &r, &e),
                      TARN_EINVAL);
     assert_non_null(strstr(e.msg, "unknown field 'id'"));
     assert_non_null(strstr(e.msg, "allowed: new_tenant_id, name"));
-    assert_int_equal(
-        admin_parse_tenant_create("{\"name\": 5}", 11, &r, &e), TARN_EINVAL);
+    assert_int_equal(admin_parse_tenant_create("{\"name\": 5}", 11, &r, &e),
+                     TARN_EINVAL);
     assert_non_null(strstr(e.msg, "must be a name string"));
     assert_int_equal(
         admin_parse_tenant_create("{\"name\": \"a b\"}", 15, &r, &e),
@@ -76,21 +76,20 @@ test_malformed(void **state)
                      TARN_EINVAL);
     assert_int_equal(admin_parse_tenant_create("{} {}", 5, &r, &e),
                      TARN_EINVAL);
-    assert_int_equal(
-        admin_parse_tenant_create("{\"name\":\"a\",\"name\":\"b\"}", 23, &r,
-                                  &e),
-        TARN_EINVAL);
+    assert_int_equal(admin_parse_tenant_create(
+                         "{\"name\":\"a\",\"name\":\"b\"}", 23, &r, &e),
+                     TARN_EINVAL);
     assert_non_null(strstr(e.msg, "duplicate"));
     /* Invalid UTF-8 and an embedded NUL. */
-    assert_int_equal(admin_parse_tenant_create("{\"name\":\"\xff\"}", 12, &r,
-                                               &e),
-                     TARN_EINVAL);
+    assert_int_equal(
+        admin_parse_tenant_create("{\"name\":\"\xff\"}", 12, &r, &e),
+        TARN_EINVAL);
     assert_int_equal(
         admin_parse_tenant_create("{\"name\":\"a\\u0000b\"}", 19, &r, &e),
         TARN_EINVAL);
-    assert_int_equal(admin_parse_tenant_create("{\"name\":\"a\"}\0", 13, &r,
-                                               &e),
-                     TARN_EINVAL);
+    assert_int_equal(
+        admin_parse_tenant_create("{\"name\":\"a\"}\0", 13, &r, &e),
+        TARN_EINVAL);
 }
 
 static void

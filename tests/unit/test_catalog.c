@@ -90,8 +90,7 @@ make_tenant(catalog *c, int n, const char *name)
 
 static tarn_rc
 make_timeline(catalog *c, int tenant, int id, const char *name, int ancestor,
-              bool has_lsn, tarn_lsn lsn, catalog_timeline *out,
-              tarn_err *e)
+              bool has_lsn, tarn_lsn lsn, catalog_timeline *out, tarn_err *e)
 {
     catalog_timeline_new n = {0};
 
@@ -181,8 +180,7 @@ test_names(void **state)
     assert_int_equal(catalog_name_check(".x", &e), TARN_EINVAL);
     assert_int_equal(catalog_name_check("a/b", &e), TARN_EINVAL);
     assert_int_equal(catalog_name_check("a b", &e), TARN_EINVAL);
-    assert_int_equal(catalog_name_check("0123456789abcdef0123456789abcdef",
-                                        &e),
+    assert_int_equal(catalog_name_check("0123456789abcdef0123456789abcdef", &e),
                      TARN_EINVAL);
     assert_non_null(strstr(e.msg, "read as an id"));
     char longname[80];
@@ -201,31 +199,26 @@ test_branches(void **state)
     tarn_err e;
 
     make_tenant(f->cat, 1, "t");
-    assert_int_equal(make_timeline(f->cat, 1, 10, "main", -1, false, 0, &root,
-                                   &e),
-                     TARN_OK);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 10, "main", -1, false, 0, &root, &e), TARN_OK);
     assert_int_equal(root.state, CATALOG_TL_EMPTY);
     assert_false(root.has_ancestor);
     assert_true(root.last_record_lsn == 0);
 
     /* Unknown tenant, unknown ancestor, own ancestor, duplicates. */
-    assert_int_equal(make_timeline(f->cat, 9, 11, NULL, -1, false, 0, NULL,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 9, 11, NULL, -1, false, 0, NULL, &e),
                      TARN_ENOTFOUND);
     assert_non_null(strstr(e.msg, "tenant"));
-    assert_int_equal(make_timeline(f->cat, 1, 11, NULL, 99, false, 0, NULL,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 1, 11, NULL, 99, false, 0, NULL, &e),
                      TARN_ENOTFOUND);
     assert_non_null(strstr(e.msg, "ancestor timeline"));
-    assert_int_equal(make_timeline(f->cat, 1, 11, NULL, 11, false, 0, NULL,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 1, 11, NULL, 11, false, 0, NULL, &e),
                      TARN_EINVAL);
-    assert_int_equal(make_timeline(f->cat, 1, 10, NULL, -1, false, 0, NULL,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 1, 10, NULL, -1, false, 0, NULL, &e),
                      TARN_EEXIST);
-    assert_int_equal(make_timeline(f->cat, 1, 11, "main", -1, false, 0, NULL,
-                                   &e),
-                     TARN_EEXIST);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 11, "main", -1, false, 0, NULL, &e),
+        TARN_EEXIST);
     assert_non_null(strstr(e.msg, "branch named 'main'"));
 
     /* Give main some history, then branch within and outside it. */
@@ -233,34 +226,33 @@ test_branches(void **state)
     root.start_lsn = 0x1000;
     root.last_record_lsn = 0x5000;
     assert_int_equal(catalog_timeline_update(f->cat, &root, &e), TARN_OK);
-    assert_int_equal(make_timeline(f->cat, 1, 11, "dev", 10, false, 0, &tl,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 1, 11, "dev", 10, false, 0, &tl, &e),
                      TARN_OK);
     assert_true(tl.ancestor_lsn == 0x5000); /* default: ancestor's last */
     assert_int_equal(tl.state, CATALOG_TL_ACTIVE);
     assert_true(tl.start_lsn == 0x5000 && tl.last_record_lsn == 0x5000);
-    assert_int_equal(make_timeline(f->cat, 1, 12, "old", 10, true, 0x2000,
-                                   &tl, &e),
-                     TARN_OK);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 12, "old", 10, true, 0x2000, &tl, &e),
+        TARN_OK);
     assert_true(tl.ancestor_lsn == 0x2000);
-    assert_int_equal(make_timeline(f->cat, 1, 13, "future", 10, true, 0x5001,
-                                   NULL, &e),
-                     TARN_EINVAL);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 13, "future", 10, true, 0x5001, NULL, &e),
+        TARN_EINVAL);
     assert_non_null(strstr(e.msg, "beyond the ancestor's last_record_lsn"));
-    assert_int_equal(make_timeline(f->cat, 1, 13, "past", 10, true, 0xfff,
-                                   NULL, &e),
-                     TARN_EINVAL);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 13, "past", 10, true, 0xfff, NULL, &e),
+        TARN_EINVAL);
     assert_non_null(strstr(e.msg, "before the start"));
     /* A branch of a branch cannot go below the branch point. */
-    assert_int_equal(make_timeline(f->cat, 1, 14, "deep", 12, true, 0x1fff,
-                                   NULL, &e),
-                     TARN_EINVAL);
-    assert_int_equal(make_timeline(f->cat, 1, 14, "deep", 12, true, 0x2000,
-                                   &tl, &e),
-                     TARN_OK);
-    assert_int_equal(catalog_timeline_find(f->cat, &(tarn_id){{0}}, "deep",
-                                           &tl, &e),
-                     TARN_ENOTFOUND);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 14, "deep", 12, true, 0x1fff, NULL, &e),
+        TARN_EINVAL);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 14, "deep", 12, true, 0x2000, &tl, &e),
+        TARN_OK);
+    assert_int_equal(
+        catalog_timeline_find(f->cat, &(tarn_id){{0}}, "deep", &tl, &e),
+        TARN_ENOTFOUND);
     tarn_id t1 = mkid(1);
     assert_int_equal(catalog_timeline_find(f->cat, &t1, "deep", &tl, &e),
                      TARN_OK);
@@ -281,9 +273,8 @@ test_children_rule(void **state)
     tarn_err e;
 
     make_tenant(f->cat, 1, NULL);
-    assert_int_equal(make_timeline(f->cat, 1, 1, "main", -1, false, 0, NULL,
-                                   &e),
-                     TARN_OK);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 1, "main", -1, false, 0, NULL, &e), TARN_OK);
     assert_int_equal(make_timeline(f->cat, 1, 2, "a", 1, false, 0, NULL, &e),
                      TARN_OK);
     assert_int_equal(make_timeline(f->cat, 1, 3, "b", 1, false, 0, NULL, &e),
@@ -331,12 +322,11 @@ test_tenant_delete_many(void **state)
     make_tenant(f->cat, 2, NULL);
     for (int i = 0; i < 700; i++) {
         snprintf(name, sizeof(name), "b%d", i);
-        assert_int_equal(make_timeline(f->cat, 1, i, name, i ? 0 : -1, false,
-                                       0, NULL, &e),
-                         TARN_OK);
+        assert_int_equal(
+            make_timeline(f->cat, 1, i, name, i ? 0 : -1, false, 0, NULL, &e),
+            TARN_OK);
     }
-    assert_int_equal(make_timeline(f->cat, 2, 0, "b0", -1, false, 0, NULL,
-                                   &e),
+    assert_int_equal(make_timeline(f->cat, 2, 0, "b0", -1, false, 0, NULL, &e),
                      TARN_OK);
     verify_ok(f->cat, 2, 701);
     assert_int_equal(catalog_tenant_delete(f->cat, &t1, &e), TARN_OK);
@@ -358,13 +348,11 @@ test_reopen(void **state)
     tarn_err e;
 
     make_tenant(f->cat, 1, "keep");
-    assert_int_equal(make_timeline(f->cat, 1, 7, "main", -1, false, 0, NULL,
-                                   &e),
-                     TARN_OK);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 7, "main", -1, false, 0, NULL, &e), TARN_OK);
     catalog_close(f->cat);
     f->cat = open_at(f->dir, 1 << 20);
-    assert_int_equal(catalog_timeline_get(f->cat, &t1, &id, &tl, &e),
-                     TARN_OK);
+    assert_int_equal(catalog_timeline_get(f->cat, &t1, &id, &tl, &e), TARN_OK);
     assert_string_equal(tl.name, "main");
     assert_true(tl.created_at == 42);
     verify_ok(f->cat, 1, 1);
@@ -443,9 +431,8 @@ test_checksum(void **state)
     tarn_err e;
 
     make_tenant(f->cat, 1, NULL);
-    assert_int_equal(make_timeline(f->cat, 1, 5, "main", -1, false, 0, NULL,
-                                   &e),
-                     TARN_OK);
+    assert_int_equal(
+        make_timeline(f->cat, 1, 5, "main", -1, false, 0, NULL, &e), TARN_OK);
     catalog_close(f->cat);
     poke_record(f->dir, "timelines", 40);
     f->cat = open_at(f->dir, 1 << 20);

@@ -218,9 +218,9 @@ test_differs_and_copy(void **state)
     assert_string_equal(cfg_format(&b, k, buf, sizeof(buf)), "(set)");
     assert_int_equal(cfg_copy_key(&a, &b, k, &e), TARN_OK);
     assert_string_equal(a.http_auth_token, "t0k");
-    assert_string_equal(cfg_format(&a, cfg_key_find("catalog_map_size"), buf,
-                                   sizeof(buf)),
-                        "64MB");
+    assert_string_equal(
+        cfg_format(&a, cfg_key_find("catalog_map_size"), buf, sizeof(buf)),
+        "64MB");
     assert_string_equal(
         cfg_format(&a, cfg_key_find("http_idle_timeout"), buf, sizeof(buf)),
         "1min");

@@ -102,7 +102,9 @@ test_bad(void **state)
     bad("GET / HTTP/1.1\r\nHost: x\n\r\n", 400);
     bad("GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400);
     bad("GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400);
-    bad("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01" "b\r\n\r\n", 400);
+    bad("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01"
+        "b\r\n\r\n",
+        400);
     bad("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
         "Content-Length: 1\r\n\r\n",
         400);
@@ -114,8 +116,7 @@ test_bad(void **state)
     bad("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
         "Transfer-Encoding: chunked\r\n\r\n",
         400);
-    bad("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
-        501);
+    bad("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
     bad("GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n", 417);
     bad("GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400);
     n = (size_t)snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: x\r\n");
@@ -134,9 +135,8 @@ test_url(void **state)
     const char *q = "timestamp=2026-11-21T10%3A00%3A00%2B01%3A00&a=b+c&e=&f";
 
     (void)state;
-    assert_int_equal(http_query_get(q, strlen(q), "timestamp", out,
-                                    sizeof(out)),
-                     TARN_OK);
+    assert_int_equal(
+        http_query_get(q, strlen(q), "timestamp", out, sizeof(out)), TARN_OK);
     assert_string_equal(out, "2026-11-21T10:00:00+01:00");
     assert_int_equal(http_query_get(q, strlen(q), "a", out, sizeof(out)),
                      TARN_OK);

@@ -29,8 +29,8 @@ test_lsn(void **state)
     assert_string_equal(tarn_lsn_format(l, buf), "FFFFFFFF/FFFFFFFF");
     assert_int_equal(tarn_lsn_parse("1/a", &l, &e), TARN_OK);
     assert_true(l == 0x10000000aULL);
-    const char *bad[] = {"", "/", "0/", "/0", "0/0/0", "123456789/0", "0x1/2",
-                         "g/1", " 0/1", "0/1 ", "-1/0"};
+    const char *bad[] = {"",      "/",   "0/",   "/0",   "0/0/0", "123456789/0",
+                         "0x1/2", "g/1", " 0/1", "0/1 ", "-1/0"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(tarn_lsn_parse(bad[i], &l, &e), TARN_EINVAL);
         assert_non_null(strstr(e.msg, "invalid LSN"));
@@ -46,8 +46,8 @@ test_id(void **state)
     tarn_err e;
 
     (void)state;
-    assert_int_equal(
-        tarn_id_parse("00112233445566778899AABBCCDDEEFF", &id, &e), TARN_OK);
+    assert_int_equal(tarn_id_parse("00112233445566778899AABBCCDDEEFF", &id, &e),
+                     TARN_OK);
     assert_int_equal(id.b[0], 0x00);
     assert_int_equal(id.b[15], 0xff);
     assert_string_equal(tarn_id_format(&id, buf),
@@ -56,9 +56,8 @@ test_id(void **state)
     assert_int_equal(
         tarn_id_parse("00112233445566778899aabbccddeeffa", &id, &e),
         TARN_EINVAL);
-    assert_int_equal(
-        tarn_id_parse("g0112233445566778899aabbccddeeff", &id, &e),
-        TARN_EINVAL);
+    assert_int_equal(tarn_id_parse("g0112233445566778899aabbccddeeff", &id, &e),
+                     TARN_EINVAL);
     assert_int_equal(tarn_id_generate(&id, &e), TARN_OK);
     assert_int_equal(tarn_id_generate(&id2, &e), TARN_OK);
     assert_false(tarn_id_equal(&id, &id2));
@@ -99,8 +98,7 @@ test_size_duration(void **state)
     assert_true(v == 3600000);
     assert_int_equal(tarn_duration_parse("5", &v, &e), TARN_OK);
     assert_true(v == 5000);
-    assert_int_equal(tarn_duration_parse("5 fortnights", &v, &e),
-                     TARN_EINVAL);
+    assert_int_equal(tarn_duration_parse("5 fortnights", &v, &e), TARN_EINVAL);
 }
 
 static void
@@ -111,8 +109,7 @@ test_time(void **state)
     tarn_err e;
 
     (void)state;
-    assert_int_equal(tarn_time_parse("1970-01-01T00:00:00Z", &t, &e),
-                     TARN_OK);
+    assert_int_equal(tarn_time_parse("1970-01-01T00:00:00Z", &t, &e), TARN_OK);
     assert_true(t == 0);
     assert_int_equal(tarn_time_parse("2026-11-21T10:00:00.25+01:00", &t, &e),
                      TARN_OK);
@@ -131,9 +128,9 @@ test_time(void **state)
     assert_true(t == -500000);
     assert_string_equal(tarn_time_format(t, buf, sizeof(buf)),
                         "1969-12-31T23:59:59.500000Z");
-    const char *bad[] = {"2023-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
-                         "2026-11-21T10:00:00",  "2026-11-21",
-                         "2026-11-21T24:00:00Z", "2026-11-21T10:00:00.Z",
+    const char *bad[] = {"2023-02-29T00:00:00Z",     "2026-13-01T00:00:00Z",
+                         "2026-11-21T10:00:00",      "2026-11-21",
+                         "2026-11-21T24:00:00Z",     "2026-11-21T10:00:00.Z",
                          "2026-11-21T10:00:00+1:00", "now",
                          "2026-11-21T10:00:00Zjunk"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -156,8 +153,8 @@ test_addr(void **state)
     assert_string_equal(a.host, "::1");
     assert_int_equal(a.port, 6400);
     assert_int_equal(tarn_addr_parse("localhost:1", &a, &e), TARN_OK);
-    const char *bad[] = {"127.0.0.1", ":80", "host:0", "host:65536",
-                         "host:80x", "[::1]6400", "ho st:80", "host:"};
+    const char *bad[] = {"127.0.0.1", ":80",       "host:0",   "host:65536",
+                         "host:80x",  "[::1]6400", "ho st:80", "host:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(tarn_addr_parse(bad[i], &a, &e), TARN_EINVAL);
 }
@@ -178,8 +175,7 @@ test_crc32c(void **state)
     for (size_t split = 0; split < 17; split++) {
         crc = tarn_crc32c_update(TARN_CRC32C_INIT, big, split);
         crc = tarn_crc32c_update(crc, big + split, sizeof(big) - split);
-        assert_int_equal(tarn_crc32c_final(crc),
-                         tarn_crc32c(big, sizeof(big)));
+        assert_int_equal(tarn_crc32c_final(crc), tarn_crc32c(big, sizeof(big)));
     }
 }
 

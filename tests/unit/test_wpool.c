@@ -116,8 +116,7 @@ test_destroy_finishes_jobs(void **state)
     for (int i = 0; i < N; i++) {
         items[i].c = &c;
         items[i].value = 1;
-        assert_int_equal(wpool_submit(p, slow_work, done, &items[i]),
-                         TARN_OK);
+        assert_int_equal(wpool_submit(p, slow_work, done, &items[i]), TARN_OK);
     }
     wpool_close(p);
     assert_int_equal(wpool_submit(p, work, done, &items[0]), TARN_EUNAVAIL);

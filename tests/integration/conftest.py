@@ -196,11 +196,27 @@ class Tarnd:
         return p
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "AddressSanitizer:DEADLYSIGNAL")
+
+
+def assert_clean_exit(t):
+    """A tarnd that was still running stops with 0, and no tarnd in a test
+    logged a sanitizer report (the ASan+UBSan run relies on this)."""
+    if t.proc is not None and t.proc.poll() is None:
+        rc = t.stop()
+        assert rc == 0, f"tarnd exited {rc} on SIGTERM:\n" + t.log_text()
+    if t.log_path.exists():
+        text = t.log_text()
+        for mark in SANITIZER_MARKS:
+            assert mark not in text, text
+
+
 @pytest.fixture
 def tarnd(tmp_path):
     t = Tarnd(tmp_path).start()
     yield t
-    t.stop()
+    assert_clean_exit(t)
 
 
 @pytest.fixture
@@ -217,5 +233,4 @@ def make_tarnd(tmp_path):
 
     yield make
     for t in made:
-        if t.proc and t.proc.poll() is None:
-            t.kill9()
+        assert_clean_exit(t)

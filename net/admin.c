@@ -98,21 +98,6 @@ static const route routes[] = {
 
 #define NROUTES TARN_ARRAY_LEN(routes)
 
-const admin_route_info *
-admin_routes(size_t *n)
-{
-    static admin_route_info info[NROUTES];
-
-    /* Written once with the same values every time: no mutable state. */
-    for (size_t i = 0; i < NROUTES; i++) {
-        info[i].method = http_method_name(routes[i].method);
-        info[i].pattern = routes[i].pattern;
-        info[i].needs_auth = !routes[i].noauth;
-    }
-    *n = NROUTES;
-    return info;
-}
-
 int
 admin_status_for(tarn_rc rc)
 {
@@ -726,6 +711,21 @@ typedef enum match_result {
     M_BADID  /* the shape fits but an id does not parse */
 } match_result;
 
+/* The id slot a pattern segment ("/{t}", "/{tl}") fills, or NULL. */
+static tarn_id *
+placeholder(const char *seg, size_t len, route_args *args, const char **what)
+{
+    if (len == 4 && strncmp(seg, "/{t}", 4) == 0) {
+        *what = "tenant";
+        return &args->tenant;
+    }
+    if (len == 5 && strncmp(seg, "/{tl}", 5) == 0) {
+        *what = "timeline";
+        return &args->timeline;
+    }
+    return NULL;
+}
+
 static match_result
 match(const char *pattern, const char *path, route_args *args, tarn_err *err)
 {
@@ -734,34 +734,23 @@ match(const char *pattern, const char *path, route_args *args, tarn_err *err)
 
     while (*p != '\0' && *s != '\0') {
         size_t plen = strcspn(p + 1, "/") + 1, slen = strcspn(s + 1, "/") + 1;
+        const char *what;
+        tarn_id *slot;
+
         if (*p != '/' || *s != '/')
             return M_NONE;
-        if (strncmp(p, "/{t}", plen) == 0 && plen == 4) {
+        slot = placeholder(p, plen, args, &what);
+        if (slot != NULL) {
             char seg[64];
             tarn_err e;
-            snprintf(seg, sizeof(seg), "%.*s", (int)(slen - 1), s + 1);
             if (slen == 1)
                 return M_NONE;
-            if (res == M_MATCH
-                && tarn_id_parse(seg, &args->tenant, &e) != TARN_OK) {
-                tarn_err_set(err, TARN_EINVAL,
-                             "invalid tenant id '%.40s' "
-                             "(expected 32 hex digits)",
-                             seg);
-                res = M_BADID;
-            }
-        } else if (strncmp(p, "/{tl}", plen) == 0 && plen == 5) {
-            char seg[64];
-            tarn_err e;
             snprintf(seg, sizeof(seg), "%.*s", (int)(slen - 1), s + 1);
-            if (slen == 1)
-                return M_NONE;
-            if (res == M_MATCH
-                && tarn_id_parse(seg, &args->timeline, &e) != TARN_OK) {
+            /* Report the first bad id; keep matching the shape. */
+            if (res == M_MATCH && tarn_id_parse(seg, slot, &e) != TARN_OK) {
                 tarn_err_set(err, TARN_EINVAL,
-                             "invalid timeline id '%.40s' "
-                             "(expected 32 hex digits)",
-                             seg);
+                             "invalid %s id '%.40s' (expected 32 hex digits)",
+                             what, seg);
                 res = M_BADID;
             }
         } else if (plen != slen || strncmp(p, s, plen) != 0) {

@@ -32,13 +32,6 @@ typedef struct admin_opts {
     void *metrics_arg;
 } admin_opts;
 
-/** One documented route, for docs and for the 404 message. */
-typedef struct admin_route_info {
-    const char *method;
-    const char *pattern;
-    bool needs_auth;
-} admin_route_info;
-
 tarn_rc admin_create(const admin_opts *o, admin **out, tarn_err *err);
 
 /** NULL-safe. */
@@ -52,9 +45,6 @@ void admin_handle(http_req *req, void *arg);
 
 /** The http_server on_reply hook: counts answers by route and status. */
 void admin_on_reply(http_req *req, int status, void *arg);
-
-/** The route table. */
-const admin_route_info *admin_routes(size_t *n);
 
 /** The HTTP status for a result code (TARN_EINVAL -> 400, ...). */
 int admin_status_for(tarn_rc rc);

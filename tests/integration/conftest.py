@@ -21,6 +21,26 @@ TARND = BUILD / "server" / "tarnd"
 TARN = BUILD / "server" / "tarn"
 
 
+def wait_until(cond, timeout=5, why=""):
+    """Poll @cond until it is true; fail with @why (a string or a callable
+    giving one) after @timeout seconds."""
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() >= deadline:
+            raise AssertionError(why() if callable(why) else why)
+        time.sleep(0.05)
+
+
+def read_all(sock):
+    """Everything the peer sends until it closes the connection."""
+    chunks = []
+    while True:
+        c = sock.recv(65536)
+        if not c:
+            return b"".join(chunks)
+        chunks.append(c)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,6 +123,10 @@ class Tarnd:
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text, timeout=5):
+        wait_until(lambda: text in self.log_text(), timeout,
+                   lambda: f"no '{text}' in the log:\n" + self.log_text())
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc is None or self.proc.poll() is not None:

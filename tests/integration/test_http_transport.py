@@ -5,6 +5,8 @@ import json
 import socket
 import time
 
+from conftest import read_all
+
 
 def parse_responses(data):
     """Split raw bytes into (status, headers, body) responses."""
@@ -81,12 +83,7 @@ def test_request_split_across_writes(tarnd):
             s.sendall(req[i:i + 1])
             if i % 7 == 0:
                 time.sleep(0.001)
-        data = b""
-        while True:
-            c = s.recv(4096)
-            if not c:
-                break
-            data += c
+        data = read_all(s)
     (status, _, body), = parse_responses(data)
     assert status == 201 and json.loads(body)["name"] == "sp"
 
@@ -99,12 +96,7 @@ def test_expect_100_continue(tarnd):
                   b"Content-Length: %d\r\n\r\n" % len(body))
         assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
         s.sendall(body)
-        data = b""
-        while True:
-            c = s.recv(4096)
-            if not c:
-                break
-            data += c
+        data = read_all(s)
     assert parse_responses(data)[0][0] == 201
 
 

@@ -3,7 +3,7 @@ import signal
 import subprocess
 import time
 
-from conftest import ROOT, TARND, Tarnd
+from conftest import ROOT, TARND, Tarnd, wait_until
 
 
 def run_tarnd(*args, timeout=20):
@@ -159,19 +159,13 @@ def test_sighup_reload(make_tarnd, tmp_path):
     t.start()
     conf.write_text("log_level = debug\nworker_threads = 9\n")
     t.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 5
-    while "reload: log_level = debug" not in t.log_text():
-        assert time.time() < deadline, t.log_text()
-        time.sleep(0.05)
+    t.wait_log("reload: log_level = debug")
     text = t.log_text()
     assert ("reload: worker_threads changed, but only a restart applies it; "
             "keeping 4") in text
     conf.write_text("log_level = nonsense\n")
     t.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 5
-    while "reload failed" not in t.log_text():
-        assert time.time() < deadline, t.log_text()
-        time.sleep(0.05)
+    t.wait_log("reload failed")
     assert "keeping the running configuration" in t.log_text()
     assert t.get("/v1/status").status == 200
 
@@ -183,8 +177,6 @@ def test_log_file_and_reopen(make_tarnd, tmp_path):
     assert "ready: admin API" in log.read_text()
     log.rename(tmp_path / "tarnd.log.1")
     t.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 5
-    while not log.exists() or "reload" not in log.read_text():
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_until(lambda: log.exists() and "reload" in log.read_text(),
+               why="the reopened log stays empty")
     assert "ready: admin API" not in log.read_text()

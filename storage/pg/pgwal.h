@@ -38,21 +38,21 @@
 #define PG_XLP_ALL_FLAGS                     0x000F
 
 /* Record header, XLogRecord: 24 bytes. */
-#define PG_REC_HDR      24
-#define PG_REC_TOT_LEN  0  /* u32 */
-#define PG_REC_XID      4  /* u32 */
-#define PG_REC_PREV     8  /* u64 */
-#define PG_REC_INFO     16 /* u8 */
-#define PG_REC_RMID     17 /* u8 */
-#define PG_REC_CRC      20 /* u32 */
+#define PG_REC_HDR     24
+#define PG_REC_TOT_LEN 0  /* u32 */
+#define PG_REC_XID     4  /* u32 */
+#define PG_REC_PREV    8  /* u64 */
+#define PG_REC_INFO    16 /* u8 */
+#define PG_REC_RMID    17 /* u8 */
+#define PG_REC_CRC     20 /* u32 */
 /* The largest record PostgreSQL can write (MaxAllocSize). */
-#define PG_REC_MAX_LEN  0x3fffffffu
+#define PG_REC_MAX_LEN 0x3fffffffu
 
 /* Resource managers and the XLOG record types tarn acts on. */
-#define PG_RM_XLOG_ID         0
-#define PG_RM_MAX_BUILTIN_ID  21 /* RM_LOGICALMSG_ID in PostgreSQL 15 */
-#define PG_RM_MIN_CUSTOM_ID   128
-#define PG_XLOG_SWITCH        0x40
+#define PG_RM_XLOG_ID                0
+#define PG_RM_MAX_BUILTIN_ID         21 /* RM_LOGICALMSG_ID in PostgreSQL 15 */
+#define PG_RM_MIN_CUSTOM_ID          128
+#define PG_XLOG_SWITCH               0x40
 #define PG_XLOG_OVERWRITE_CONTRECORD 0xD0
 
 static inline bool

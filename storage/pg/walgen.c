@@ -109,8 +109,8 @@ zeros(walgen *g, size_t n, tarn_err *err)
 }
 
 tarn_rc
-walgen_create(uint64_t sysid, uint32_t seg_size, uint32_t tli,
-              tarn_lsn start, tarn_lsn prev, walgen **out, tarn_err *err)
+walgen_create(uint64_t sysid, uint32_t seg_size, uint32_t tli, tarn_lsn start,
+              tarn_lsn prev, walgen **out, tarn_err *err)
 {
     walgen *g;
 
@@ -179,8 +179,8 @@ walgen_append(walgen *g, uint8_t rmid, uint8_t info, uint32_t xid,
 
 tarn_rc
 walgen_append_main(walgen *g, uint8_t rmid, uint8_t info, uint32_t xid,
-                   const void *main, size_t len, tarn_lsn *start,
-                   tarn_lsn *end, tarn_err *err)
+                   const void *main, size_t len, tarn_lsn *start, tarn_lsn *end,
+                   tarn_err *err)
 {
     uint8_t *body = malloc(len + 5);
     size_t hl;

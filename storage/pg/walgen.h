@@ -45,16 +45,15 @@ tarn_rc walgen_append(walgen *g, uint8_t rmid, uint8_t info, uint32_t xid,
  * Append a record whose body is only main data (the 0xFF/0xFE header and
  * @p len bytes), the form of records such as XLOG checkpoints.
  */
-tarn_rc walgen_append_main(walgen *g, uint8_t rmid, uint8_t info,
-                           uint32_t xid, const void *main, size_t len,
-                           tarn_lsn *start, tarn_lsn *end, tarn_err *err);
+tarn_rc walgen_append_main(walgen *g, uint8_t rmid, uint8_t info, uint32_t xid,
+                           const void *main, size_t len, tarn_lsn *start,
+                           tarn_lsn *end, tarn_err *err);
 
 /**
  * Append an XLOG_SWITCH and fill the rest of the segment as PostgreSQL
  * does: valid page headers, zeros in between.
  */
-tarn_rc walgen_switch(walgen *g, tarn_lsn *start, tarn_lsn *end,
-                      tarn_err *err);
+tarn_rc walgen_switch(walgen *g, tarn_lsn *start, tarn_lsn *end, tarn_err *err);
 
 /** Zero-fill up to the next page boundary (end of written WAL). */
 tarn_rc walgen_pad_to_page(walgen *g, tarn_err *err);

@@ -52,8 +52,8 @@ struct walscan {
     uint8_t *buf;
     size_t cap;
 
-    tarn_lsn exp_prev;                /* start of the last complete record */
-    tarn_lsn boundary, boundary_start; /* last record end <= pos, its start */
+    tarn_lsn exp_prev;                   /* start of the last complete record */
+    tarn_lsn boundary, boundary_start;   /* last record end <= pos, its start */
     tarn_lsn pending_end, pending_start; /* an XLOG_SWITCH whose dead tail
                                             has not arrived yet */
     uint64_t sysid;
@@ -101,9 +101,8 @@ walscan_destroy(walscan *s)
     free(s);
 }
 
-static tarn_rc
-fail(walscan *s, tarn_rc code, tarn_err *err, const char *fmt, ...)
-    TARN_PRINTF(4, 5);
+static tarn_rc fail(walscan *s, tarn_rc code, tarn_err *err, const char *fmt,
+                    ...) TARN_PRINTF(4, 5);
 
 static tarn_rc
 fail(walscan *s, tarn_rc code, tarn_err *err, const char *fmt, ...)
@@ -144,9 +143,8 @@ check_page_header(walscan *s, tarn_lsn page, tarn_err *err)
         return fail(s, TARN_ECORRUPT, err,
                     "invalid info bits %04X in WAL page at %s", info, l1);
     if (addr != page)
-        return fail(s, TARN_ECORRUPT, err,
-                    "WAL page at %s claims address %s", l1,
-                    tarn_lsn_format(addr, l2));
+        return fail(s, TARN_ECORRUPT, err, "WAL page at %s claims address %s",
+                    l1, tarn_lsn_format(addr, l2));
     if (s->tli == 0)
         s->tli = tli;
     else if (tli != s->tli)
@@ -234,11 +232,11 @@ check_length(walscan *s, tarn_err *err)
 
     tarn_lsn_format(s->rec_start, l1);
     if (tot == 0)
-        return fail(s, TARN_ECORRUPT, err,
-                    "end of WAL at %s (record length 0)", l1);
+        return fail(s, TARN_ECORRUPT, err, "end of WAL at %s (record length 0)",
+                    l1);
     if (tot < PG_REC_HDR || tot > PG_REC_MAX_LEN)
-        return fail(s, TARN_ECORRUPT, err,
-                    "invalid record length %u at %s", tot, l1);
+        return fail(s, TARN_ECORRUPT, err, "invalid record length %u at %s",
+                    tot, l1);
     s->tot = tot;
     return TARN_OK;
 }
@@ -283,13 +281,12 @@ static tarn_rc
 finish_record(walscan *s, walscan_fn cb, void *arg, tarn_err *err)
 {
     char l1[TARN_LSN_STRLEN];
-    uint32_t crc = tarn_crc32c_final(
-        tarn_crc32c_update(s->crc, s->rh, PG_REC_CRC));
+    uint32_t crc =
+        tarn_crc32c_final(tarn_crc32c_update(s->crc, s->rh, PG_REC_CRC));
     walscan_rec r;
 
     if (crc != tarn_get_u32(s->rh + PG_REC_CRC))
-        return fail(s, TARN_ECORRUPT, err,
-                    "incorrect CRC in the record at %s",
+        return fail(s, TARN_ECORRUPT, err, "incorrect CRC in the record at %s",
                     tarn_lsn_format(s->rec_start, l1));
     r.start = s->rec_start;
     r.prev = tarn_get_u64(s->rh + PG_REC_PREV);
@@ -333,8 +330,8 @@ finish_record(walscan *s, walscan_fn cb, void *arg, tarn_err *err)
 }
 
 tarn_rc
-walscan_feed(walscan *s, const uint8_t *p, size_t len, walscan_fn cb,
-             void *arg, tarn_err *err)
+walscan_feed(walscan *s, const uint8_t *p, size_t len, walscan_fn cb, void *arg,
+             tarn_err *err)
 {
     tarn_rc rc;
 

@@ -42,8 +42,7 @@ typedef struct walscan_rec {
 } walscan_rec;
 
 /** Called for each record; a non-OK return stops walscan_feed() with it. */
-typedef tarn_rc (*walscan_fn)(void *arg, const walscan_rec *rec,
-                              tarn_err *err);
+typedef tarn_rc (*walscan_fn)(void *arg, const walscan_rec *rec, tarn_err *err);
 
 typedef struct walscan_opts {
     uint32_t seg_size; /**< WAL segment size, a power of two */
@@ -80,8 +79,8 @@ void walscan_destroy(walscan *s);
  * The message names the LSN.  After a failure, every later call fails the
  * same way.  An error from @p cb is returned as it is.
  */
-tarn_rc walscan_feed(walscan *s, const uint8_t *data, size_t len,
-                     walscan_fn cb, void *arg, tarn_err *err);
+tarn_rc walscan_feed(walscan *s, const uint8_t *data, size_t len, walscan_fn cb,
+                     void *arg, tarn_err *err);
 
 /** The LSN of the next byte the scanner expects. */
 tarn_lsn walscan_pos(const walscan *s);

@@ -141,8 +141,8 @@ test_records_any_chunking(void **state)
     data = walgen_data(g, &len);
     assert_true(walgen_pos(g) > 4ULL * SEG); /* crossed a segment */
     for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
-        walscan_opts o = {.seg_size = SEG, .start = 3ULL * SEG,
-                          .assemble = true};
+        walscan_opts o = {
+            .seg_size = SEG, .start = 3ULL * SEG, .assemble = true};
         seen *out = calloc(1, sizeof(*out));
         walscan *s;
         assert_int_equal(walscan_create(&o, &s, &e), TARN_OK);
@@ -193,8 +193,8 @@ test_split_header(void **state)
         assert_int_equal(walgen_append(g, 1, 0, 0, body, 100, &s1, &e1, &e),
                          TARN_OK);
         assert_true(s1 == PG_XLOG_BLCKSZ - left);
-        assert_true(e1 == PG_MAXALIGN(PG_XLOG_BLCKSZ + PG_SHORT_PHD + 24 + 100
-                                      - left));
+        assert_true(
+            e1 == PG_MAXALIGN(PG_XLOG_BLCKSZ + PG_SHORT_PHD + 24 + 100 - left));
         data = walgen_data(g, &len);
         for (size_t split = 1; split < len; split += 97) {
             walscan_opts o = {.seg_size = SEG, .start = 0};
@@ -230,8 +230,8 @@ test_mid_record_start(void **state)
     data = walgen_data(g, &len);
     for (size_t i = 1; i + 1 < N; i++) {
         /* A record that spans a page boundary: start the scan there. */
-        tarn_lsn page = ex[i].start - ex[i].start % PG_XLOG_BLCKSZ
-                        + PG_XLOG_BLCKSZ;
+        tarn_lsn page =
+            ex[i].start - ex[i].start % PG_XLOG_BLCKSZ + PG_XLOG_BLCKSZ;
         if (page >= ex[i].end || page == ex[i].start)
             continue;
         walscan_opts o = {.seg_size = SEG, .start = page, .mid_record = true};
@@ -240,9 +240,8 @@ test_mid_record_start(void **state)
         size_t off = (size_t)(page - 3ULL * SEG);
         assert_int_equal(walscan_create(&o, &s, &e), TARN_OK);
         assert_true(walscan_boundary(s) == 0);
-        assert_int_equal(walscan_feed(s, data + off, len - off, collect, out,
-                                      &e),
-                         TARN_OK);
+        assert_int_equal(
+            walscan_feed(s, data + off, len - off, collect, out, &e), TARN_OK);
         /* The first record seen is the first that starts after @p page. */
         size_t j = i + 1;
         while (ex[j].start < page)
@@ -305,8 +304,8 @@ static tarn_rc
 scan_all(const uint8_t *data, size_t len, tarn_lsn start, tarn_lsn prev,
          uint64_t sysid, seen *out, tarn_err *e)
 {
-    walscan_opts o = {.seg_size = SEG, .start = start, .prev = prev,
-                      .sysid = sysid};
+    walscan_opts o = {
+        .seg_size = SEG, .start = start, .prev = prev, .sysid = sysid};
     walscan *s;
     tarn_rc rc = walscan_create(&o, &s, e);
 
@@ -425,10 +424,9 @@ test_overwrite_contrecord(void **state)
     /* The rest of WAL, as written after recovery: a page whose header has
      * the overwrite flag, then a record that points back at s0. */
     tarn_lsn page = PG_XLOG_BLCKSZ;
-    assert_int_equal(walgen_create(SYSID, SEG, 1, page, s0, &g2, &e),
-                     TARN_OK);
-    assert_int_equal(walgen_append(g2, 0, PG_XLOG_OVERWRITE_CONTRECORD, 0,
-                                   big, 16, &s2, &e2, &e),
+    assert_int_equal(walgen_create(SYSID, SEG, 1, page, s0, &g2, &e), TARN_OK);
+    assert_int_equal(walgen_append(g2, 0, PG_XLOG_OVERWRITE_CONTRECORD, 0, big,
+                                   16, &s2, &e2, &e),
                      TARN_OK);
     b = walgen_data(g2, &blen);
     uint8_t *hdr = (uint8_t *)b;
@@ -461,15 +459,15 @@ test_file_names(void **state)
     assert_string_equal(name, "000000010000000000000001");
     pg_wal_file_name(name, 1, 256 + 3, 16u << 20);
     assert_string_equal(name, "000000010000000100000003");
-    assert_true(pg_wal_file_parse("000000010000000100000003.partial",
-                                  16u << 20, &tli, &segno, &partial));
+    assert_true(pg_wal_file_parse("000000010000000100000003.partial", 16u << 20,
+                                  &tli, &segno, &partial));
     assert_true(segno == 259 && partial && tli == 1);
-    assert_false(pg_wal_file_parse("000000010000000100000100", 16u << 20,
+    assert_false(pg_wal_file_parse("000000010000000100000100", 16u << 20, &tli,
+                                   &segno, &partial));
+    assert_false(pg_wal_file_parse("00000001000000010000000g", 16u << 20, &tli,
+                                   &segno, &partial));
+    assert_false(pg_wal_file_parse("000000010000000100000003.tmp", 16u << 20,
                                    &tli, &segno, &partial));
-    assert_false(pg_wal_file_parse("00000001000000010000000g", 16u << 20,
-                                   &tli, &segno, &partial));
-    assert_false(pg_wal_file_parse("000000010000000100000003.tmp",
-                                   16u << 20, &tli, &segno, &partial));
 }
 
 static void

@@ -34,7 +34,7 @@
 #define REC_TIMELINE 'L'
 #define REC_META     'M'
 #define REC_FORMAT   1
-#define REC_MAX      1024
+#define REC_MAX      4096
 
 /* Field tags.  Never renumber: they are on disk. */
 enum {
@@ -54,6 +54,11 @@ enum {
     F_TL_WAL_FLUSH_LSN = 10,
     F_TL_DISK_CONSISTENT_LSN = 11,
     F_TL_REMOTE_CONSISTENT_LSN = 12,
+    F_TL_SYSTEM_ID = 13,
+    F_TL_WAL_SEG_SIZE = 14,
+    F_TL_WAL_START_LSN = 15,
+    F_TL_PREV_RECORD_LSN = 16,
+    F_TL_COMPUTE_CONNINFO = 17,
     F_TL_NFIELDS
 };
 
@@ -242,6 +247,15 @@ encode_timeline(const catalog_timeline *tl, rec_buf *r)
     rec_put_u64(r, F_TL_WAL_FLUSH_LSN, tl->wal_flush_lsn);
     rec_put_u64(r, F_TL_DISK_CONSISTENT_LSN, tl->disk_consistent_lsn);
     rec_put_u64(r, F_TL_REMOTE_CONSISTENT_LSN, tl->remote_consistent_lsn);
+    if (tl->system_id != 0) {
+        rec_put_u64(r, F_TL_SYSTEM_ID, tl->system_id);
+        rec_put_u64(r, F_TL_WAL_SEG_SIZE, tl->wal_seg_size);
+        rec_put_u64(r, F_TL_WAL_START_LSN, tl->wal_start_lsn);
+        rec_put_u64(r, F_TL_PREV_RECORD_LSN, tl->prev_record_lsn);
+    }
+    if (tl->compute_conninfo[0] != '\0')
+        rec_put(r, F_TL_COMPUTE_CONNINFO, tl->compute_conninfo,
+                strlen(tl->compute_conninfo));
     rec_finish(r);
 }
 
@@ -275,6 +289,25 @@ decode_timeline(const MDB_val *v, catalog_timeline *tl, tarn_err *err)
                             "catalog timeline record has bad fields");
     tl->state = (catalog_tl_state)state;
     tl->created_at = (tarn_time_us)created;
+    /* Fields added after the first format: absent means zero. */
+    if (f[F_TL_SYSTEM_ID].p != NULL) {
+        uint64_t seg;
+        if (!field_u64(&f[F_TL_SYSTEM_ID], &tl->system_id)
+            || !field_u64(&f[F_TL_WAL_SEG_SIZE], &seg) || seg > UINT32_MAX
+            || !field_u64(&f[F_TL_WAL_START_LSN], &tl->wal_start_lsn)
+            || !field_u64(&f[F_TL_PREV_RECORD_LSN], &tl->prev_record_lsn))
+            return tarn_err_set(err, TARN_ECORRUPT,
+                                "catalog timeline record has bad WAL fields");
+        tl->wal_seg_size = (uint32_t)seg;
+    }
+    if (f[F_TL_COMPUTE_CONNINFO].p != NULL) {
+        const rec_field *c = &f[F_TL_COMPUTE_CONNINFO];
+        if (c->len > CATALOG_CONNINFO_MAX || memchr(c->p, 0, c->len) != NULL)
+            return tarn_err_set(err, TARN_ECORRUPT,
+                                "catalog timeline record has a bad conninfo");
+        memcpy(tl->compute_conninfo, c->p, c->len);
+        tl->compute_conninfo[c->len] = '\0';
+    }
     return TARN_OK;
 }
 
@@ -1172,6 +1205,12 @@ txn_timeline_update(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
     tl.wal_flush_lsn = in->wal_flush_lsn;
     tl.disk_consistent_lsn = in->disk_consistent_lsn;
     tl.remote_consistent_lsn = in->remote_consistent_lsn;
+    tl.system_id = in->system_id;
+    tl.wal_seg_size = in->wal_seg_size;
+    tl.wal_start_lsn = in->wal_start_lsn;
+    tl.prev_record_lsn = in->prev_record_lsn;
+    memcpy(tl.compute_conninfo, in->compute_conninfo,
+           sizeof(tl.compute_conninfo));
     return put_timeline(c, txn, &tl, 0, err);
 }
 

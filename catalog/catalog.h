@@ -29,6 +29,9 @@
 /** Longest tenant or branch name, in bytes. */
 #define CATALOG_NAME_MAX 63
 
+/** Longest compute connection string, in bytes. */
+#define CATALOG_CONNINFO_MAX 1023
+
 typedef struct catalog catalog;
 
 typedef struct catalog_opts {
@@ -64,6 +67,13 @@ typedef struct catalog_timeline {
     tarn_lsn wal_flush_lsn;
     tarn_lsn disk_consistent_lsn;
     tarn_lsn remote_consistent_lsn;
+    /* The WAL service's durable state (0 / "" until a compute attached). */
+    uint64_t system_id;     /**< the compute's system identifier */
+    uint32_t wal_seg_size;  /**< its WAL segment size */
+    tarn_lsn wal_start_lsn; /**< first byte of WAL kept, a segment start */
+    tarn_lsn prev_record_lsn; /**< start of the record ending at
+                                   wal_flush_lsn (0: unknown) */
+    char compute_conninfo[CATALOG_CONNINFO_MAX + 1]; /**< "" = detached */
 } catalog_timeline;
 
 /** What catalog_timeline_create() is asked to make. */
@@ -191,9 +201,10 @@ tarn_rc catalog_timeline_delete(catalog *c, const tarn_id *tenant,
                                 const tarn_id *id, tarn_err *err);
 
 /**
- * Replace the mutable fields of an existing timeline (state and the LSN
- * fields) with those of @p tl, in one transaction.  The id, tenant, name
- * and ancestry cannot change.  TARN_ENOTFOUND if it does not exist.
+ * Replace the mutable fields of an existing timeline (state, the LSN
+ * fields and the WAL service's fields) with those of @p tl, in one
+ * transaction.  The id, tenant, name, ancestry and creation time cannot
+ * change.  TARN_ENOTFOUND if it does not exist.
  */
 tarn_rc catalog_timeline_update(catalog *c, const catalog_timeline *tl,
                                 tarn_err *err);

@@ -49,6 +49,7 @@ typedef struct counter {
 
 struct admin {
     catalog *cat;
+    walsvc *wal;
     tlog *log;
     bool auth;
     uint8_t token_hash[SHA256_DIGEST_LENGTH];
@@ -75,6 +76,8 @@ static void h_checkpoint(admin *, http_req *, const route_args *);
 static void h_compact(admin *, http_req *, const route_args *);
 static void h_do_gc(admin *, http_req *, const route_args *);
 static void h_getpage(admin *, http_req *, const route_args *);
+static void h_compute_attach(admin *, http_req *, const route_args *);
+static void h_compute_detach(admin *, http_req *, const route_args *);
 
 #define TL "/v1/tenant/{t}/timeline/{tl}"
 
@@ -94,6 +97,8 @@ static const route routes[] = {
     {HTTP_PUT, TL "/compact", h_compact, false},
     {HTTP_PUT, TL "/do_gc", h_do_gc, false},
     {HTTP_GET, TL "/getpage", h_getpage, false},
+    {HTTP_POST, TL "/compute", h_compute_attach, false},
+    {HTTP_DELETE, TL "/compute", h_compute_detach, false},
 };
 
 #define NROUTES TARN_ARRAY_LEN(routes)
@@ -218,21 +223,73 @@ tenant_json(const catalog_tenant *t)
 }
 
 static json_t *
-timeline_json(const catalog_timeline *tl)
+j_opt_time(tarn_time_us t)
 {
-    return json_pack(
+    return t ? j_time(t) : json_null();
+}
+
+/* The compute object of a timeline detail, or null. */
+static json_t *
+compute_json(const walsvc_status *ws)
+{
+    if (ws == NULL || (!ws->attached && ws->error[0] == '\0'
+                       && strcmp(ws->receiver_state, "detached") == 0))
+        return json_null();
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:b}",
+                     "conninfo", ws->conninfo, "state", ws->receiver_state,
+                     "error", ws->error, "compute_wal_end",
+                     j_lsn(ws->compute_wal_end), "last_message_at",
+                     j_opt_time(ws->last_message_at), "connected_at",
+                     j_opt_time(ws->connected_at), "bytes_received",
+                     (json_int_t)ws->bytes_received, "fsyncs",
+                     (json_int_t)ws->fsyncs, "reconnects",
+                     (json_int_t)ws->reconnects, "stalled", ws->stalled);
+}
+
+static json_t *
+timeline_json(admin *a, const catalog_timeline *tl)
+{
+    walsvc_status ws;
+    bool live = a->wal != NULL
+                && walsvc_status_get(a->wal, &tl->tenant_id,
+                                     &tl->timeline_id, &ws);
+    bool has_wal = live ? ws.has_wal : tl->system_id != 0;
+    char sysid[24];
+    json_t *o;
+
+    snprintf(sysid, sizeof(sysid), "%llu", (unsigned long long)tl->system_id);
+    o = json_pack(
         "{s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
         "tenant_id", j_id(&tl->tenant_id), "timeline_id",
         j_id(&tl->timeline_id), "name", j_name(tl->name),
         "ancestor_timeline_id",
-        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(), "ancestor_lsn",
+        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(),
+        "ancestor_lsn",
         tl->has_ancestor ? j_lsn(tl->ancestor_lsn) : json_null(), "state",
-        catalog_tl_state_name(tl->state), "created_at", j_time(tl->created_at),
-        "start_lsn", j_lsn(tl->start_lsn), "last_record_lsn",
-        j_lsn(tl->last_record_lsn), "wal_flush_lsn", j_lsn(tl->wal_flush_lsn),
-        "disk_consistent_lsn", j_lsn(tl->disk_consistent_lsn),
-        "remote_consistent_lsn", j_lsn(tl->remote_consistent_lsn), "pg_version",
-        json_integer(15));
+        catalog_tl_state_name(tl->state), "created_at",
+        j_time(tl->created_at), "start_lsn", j_lsn(tl->start_lsn),
+        "last_record_lsn", j_lsn(tl->last_record_lsn), "wal_flush_lsn",
+        j_lsn(live ? ws.flush_lsn : tl->wal_flush_lsn), "disk_consistent_lsn",
+        j_lsn(tl->disk_consistent_lsn), "remote_consistent_lsn",
+        j_lsn(tl->remote_consistent_lsn), "pg_version", json_integer(15));
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "system_id",
+                        has_wal ? json_string(sysid) : json_null());
+    json_object_set_new(o, "wal_start_lsn",
+                        has_wal ? j_lsn(live ? ws.wal_start
+                                             : tl->wal_start_lsn)
+                                : json_null());
+    json_object_set_new(o, "wal_write_lsn",
+                        has_wal ? j_lsn(live ? ws.write_lsn
+                                             : tl->wal_flush_lsn)
+                                : json_null());
+    json_object_set_new(o, "prev_record_lsn",
+                        has_wal ? j_lsn(live ? ws.prev_record_lsn
+                                             : tl->prev_record_lsn)
+                                : json_null());
+    json_object_set_new(o, "compute", compute_json(live ? &ws : NULL));
+    return o;
 }
 
 /* ---- handlers --------------------------------------------------------- */
@@ -404,12 +461,33 @@ h_tenant_get(admin *a, http_req *r, const route_args *args)
 static void
 h_tenant_delete(admin *a, http_req *r, const route_args *args)
 {
+    catalog_timeline *tls = NULL;
+    char idbuf[TARN_ID_STRLEN];
     tarn_err err;
+    size_t n = 0;
 
+    if (catalog_timeline_list(a->cat, &args->tenant, &tls, &n, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (walsvc_attached(a->wal, &args->tenant, &tls[i].timeline_id)) {
+            tarn_err_set(&err, TARN_ECONFLICT,
+                         "timeline %s has a compute attached; detach it "
+                         "before deleting the tenant",
+                         tarn_id_format(&tls[i].timeline_id, idbuf));
+            free(tls);
+            reply_err(a, r, &err);
+            return;
+        }
+    }
+    free(tls);
     if (catalog_tenant_delete(a->cat, &args->tenant, &err) != TARN_OK) {
         reply_err(a, r, &err);
         return;
     }
+    walsvc_forget_tenant(a->wal, &args->tenant);
     reply_json(r, 200, json_pack("{s:o}", "id", j_id(&args->tenant)));
 }
 
@@ -467,7 +545,7 @@ h_timeline_create(admin *a, http_req *r, const route_args *args)
         reply_err(a, r, &err);
         return;
     }
-    reply_json(r, 201, timeline_json(&tl));
+    reply_json(r, 201, timeline_json(a, &tl));
 }
 
 static void
@@ -485,7 +563,7 @@ h_timeline_list(admin *a, http_req *r, const route_args *args)
     }
     arr = json_array();
     for (size_t i = 0; i < n && arr != NULL; i++)
-        json_array_append_new(arr, timeline_json(&tls[i]));
+        json_array_append_new(arr, timeline_json(a, &tls[i]));
     free(tls);
     reply_json(r, 200, arr);
 }
@@ -501,7 +579,7 @@ h_timeline_get(admin *a, http_req *r, const route_args *args)
         reply_err(a, r, &err);
         return;
     }
-    reply_json(r, 200, timeline_json(&tl));
+    reply_json(r, 200, timeline_json(a, &tl));
 }
 
 static void
@@ -509,11 +587,19 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
 {
     tarn_err err;
 
+    if (walsvc_attached(a->wal, &args->tenant, &args->timeline)) {
+        tarn_err_set(&err, TARN_ECONFLICT,
+                     "a compute is attached to this timeline; detach it "
+                     "first (DELETE .../compute)");
+        reply_err(a, r, &err);
+        return;
+    }
     if (catalog_timeline_delete(a->cat, &args->tenant, &args->timeline, &err)
         != TARN_OK) {
         reply_err(a, r, &err);
         return;
     }
+    walsvc_forget(a->wal, &args->tenant, &args->timeline);
     reply_json(r, 200,
                json_pack("{s:o, s:o}", "tenant_id", j_id(&args->tenant),
                          "timeline_id", j_id(&args->timeline)));
@@ -522,8 +608,9 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
 /*
  * The data routes (LSN by timestamp, checkpoint, compaction, GC, getpage)
  * act on a timeline's ingested WAL and layers.  They share this gate: the
- * timeline must exist and hold data.  A timeline in state "empty" has
- * neither WAL nor layers, so the answer is 412 with that reason.
+ * timeline must exist and hold ingested data.  Until WAL has been ingested
+ * into layers there is nothing to act on, so the answer is 412 with that
+ * reason.
  */
 static bool
 need_data(admin *a, http_req *r, const route_args *args, catalog_timeline *tl)
@@ -537,8 +624,8 @@ need_data(admin *a, http_req *r, const route_args *args, catalog_timeline *tl)
         return false;
     }
     tarn_err_set(&err, TARN_EPRECOND,
-                 "timeline %s has no data yet (state %s): no WAL has been "
-                 "ingested",
+                 "timeline %s has no ingested data yet (state %s, "
+                 "last_record_lsn 0/0)",
                  tarn_id_format(&tl->timeline_id, idbuf),
                  catalog_tl_state_name(tl->state));
     reply_err(a, r, &err);
@@ -701,6 +788,83 @@ h_getpage(admin *a, http_req *r, const route_args *args)
         return;
     }
     need_data(a, r, args, &tl);
+}
+
+/* An attach answers when the compute has been checked. */
+typedef struct attach_wait {
+    admin *a;
+    http_req *r;
+    route_args args;
+} attach_wait;
+
+static void
+attach_done(void *arg, tarn_rc rc, const char *msg)
+{
+    attach_wait *w = arg;
+    catalog_timeline tl;
+    tarn_err err;
+
+    if (rc != TARN_OK) {
+        tarn_err_set(&err, rc, "%s", msg);
+        reply_err(w->a, w->r, &err);
+    } else if (catalog_timeline_get(w->a->cat, &w->args.tenant,
+                                    &w->args.timeline, &tl, &err)
+               != TARN_OK) {
+        reply_err(w->a, w->r, &err);
+    } else {
+        reply_json(w->r, 200, timeline_json(w->a, &tl));
+    }
+    free(w);
+}
+
+static void
+h_compute_attach(admin *a, http_req *r, const route_args *args)
+{
+    admin_compute_attach req;
+    attach_wait *w;
+    const char *body;
+    tarn_err err;
+    size_t len;
+
+    body = http_req_body(r, &len);
+    if (admin_parse_compute_attach(body, len, &req, &err) != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        http_reply_error(r, 503, "out of memory");
+        return;
+    }
+    w->a = a;
+    w->r = r;
+    w->args = *args;
+    if (walsvc_attach(a->wal, &args->tenant, &args->timeline, req.conninfo,
+                      req.has_start, req.start, attach_done, w, &err)
+        != TARN_OK) {
+        free(w);
+        reply_err(a, r, &err);
+    }
+}
+
+static void
+h_compute_detach(admin *a, http_req *r, const route_args *args)
+{
+    catalog_timeline tl;
+    tarn_err err;
+
+    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl,
+                             &err)
+            != TARN_OK
+        || walsvc_detach(a->wal, &args->tenant, &args->timeline, &err)
+               != TARN_OK
+        || catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl,
+                                &err)
+               != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    reply_json(r, 200, timeline_json(a, &tl));
 }
 
 /* ---- routing ---------------------------------------------------------- */
@@ -894,6 +1058,7 @@ admin_create(const admin_opts *o, admin **out, tarn_err *err)
     if (a == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     a->cat = o->cat;
+    a->wal = o->wal;
     a->log = o->log;
     a->metrics = o->metrics;
     a->metrics_arg = o->metrics_arg;

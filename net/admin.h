@@ -14,6 +14,7 @@
 
 #include "catalog/catalog.h"
 #include "net/http.h"
+#include "net/walsvc.h"
 #include "server/core/err.h"
 #include "server/core/log.h"
 #include "server/core/types.h"
@@ -26,6 +27,7 @@ typedef void (*admin_metrics_fn)(struct evbuffer *out, void *arg);
 
 typedef struct admin_opts {
     catalog *cat;
+    walsvc *wal;
     tlog *log;
     const char *auth_token; /**< NULL or "" for no auth; copied */
     admin_metrics_fn metrics;

@@ -17,7 +17,8 @@ typedef enum field_type {
     FT_NAME,     /**< a catalog name -> char[CATALOG_NAME_MAX + 1] */
     FT_LSN,      /**< "X/Y" -> tarn_lsn */
     FT_TIME,     /**< RFC 3339 -> tarn_time_us */
-    FT_PGVERSION /**< the integer 15 */
+    FT_PGVERSION, /**< the integer 15 */
+    FT_CONNINFO   /**< a libpq connection string -> char[CONNINFO_MAX + 1] */
 } field_type;
 
 typedef struct field_spec {
@@ -52,6 +53,11 @@ static const field_spec timeline_fields[] = {
     {"pg_version", FT_PGVERSION, SIZE_MAX, SIZE_MAX},
 };
 
+static const field_spec compute_fields[] = {
+    FIELD_NOFLAG(admin_compute_attach, "conninfo", FT_CONNINFO, conninfo),
+    FIELD(admin_compute_attach, "start_lsn", FT_LSN, start, has_start),
+};
+
 static const char *
 type_doc(field_type t)
 {
@@ -66,6 +72,8 @@ type_doc(field_type t)
         return "an RFC 3339 timestamp string";
     case FT_PGVERSION:
         return "the integer 15";
+    case FT_CONNINFO:
+        return "a connection string";
     }
     return "?";
 }
@@ -107,6 +115,15 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
             break;
         case FT_TIME:
             rc = tarn_time_parse(s, (tarn_time_us *)(base + f->value_off), &e);
+            break;
+        case FT_CONNINFO:
+            if (*s == '\0' || strlen(s) > CATALOG_CONNINFO_MAX) {
+                rc = tarn_err_set(&e, TARN_EINVAL,
+                                  "must be 1 to %d bytes long",
+                                  CATALOG_CONNINFO_MAX);
+                break;
+            }
+            memcpy(base + f->value_off, s, strlen(s) + 1);
             break;
         case FT_PGVERSION:
             break;
@@ -204,5 +221,23 @@ admin_parse_timeline_create(const char *body, size_t len,
         return tarn_err_set(err, TARN_EINVAL,
                             "give ancestor_start_lsn or ancestor_start_time, "
                             "not both");
+    return TARN_OK;
+}
+
+tarn_rc
+admin_parse_compute_attach(const char *body, size_t len,
+                           admin_compute_attach *out, tarn_err *err)
+{
+    tarn_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = parse_object(body, len, compute_fields,
+                      TARN_ARRAY_LEN(compute_fields), out, err);
+    if (rc != TARN_OK)
+        return rc;
+    if (out->conninfo[0] == '\0')
+        return tarn_err_set(err, TARN_EINVAL,
+                            "field 'conninfo' is required (a libpq "
+                            "connection string of the compute)");
     return TARN_OK;
 }

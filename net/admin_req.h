@@ -37,6 +37,13 @@ typedef struct admin_timeline_create {
     tarn_time_us time; /**< ancestor_start_time */
 } admin_timeline_create;
 
+/** POST /v1/tenant/{t}/timeline/{tl}/compute */
+typedef struct admin_compute_attach {
+    char conninfo[CATALOG_CONNINFO_MAX + 1];
+    bool has_start;
+    tarn_lsn start; /**< start_lsn */
+} admin_compute_attach;
+
 /**
  * Parse the body of POST /v1/tenant: {"new_tenant_id"?, "name"?}.  An
  * empty body means {}.
@@ -57,5 +64,12 @@ tarn_rc admin_parse_tenant_create(const char *body, size_t len,
  */
 tarn_rc admin_parse_timeline_create(const char *body, size_t len,
                                     admin_timeline_create *out, tarn_err *err);
+
+/**
+ * Parse the body of POST .../compute: {"conninfo": string, "start_lsn"?}.
+ * conninfo is required, non-empty and at most CATALOG_CONNINFO_MAX bytes.
+ */
+tarn_rc admin_parse_compute_attach(const char *body, size_t len,
+                                   admin_compute_attach *out, tarn_err *err);
 
 #endif

@@ -11,7 +11,8 @@
  * new jobs, then a timer waits for open requests and in-flight worker jobs
  * to finish (bounded by shutdown_timeout) before the loop exits and the
  * modules are freed: worker pool first (its done callbacks may still
- * answer requests), then HTTP, then the catalog, then the lock.
+ * touch the WAL service and answer requests), then the WAL service (which
+ * saves its positions), then HTTP, then the catalog, then the lock.
  */
 #include "server/server.h"
 
@@ -27,6 +28,7 @@
 #include "catalog/catalog.h"
 #include "net/admin.h"
 #include "net/http.h"
+#include "net/walsvc.h"
 #include "server/core/config.h"
 #include "server/core/log.h"
 #include "server/core/types.h"
@@ -47,6 +49,7 @@ struct tarn_server {
     datadir *dir;
     catalog *cat;
     wpool *pool;
+    walsvc *wal;
     admin *admin;
     http_server *http;
     struct event *sig_term, *sig_int, *sig_hup;
@@ -109,6 +112,7 @@ server_metrics(struct evbuffer *out, void *arg)
         (unsigned long long)hs.conns_accepted,
         (unsigned long long)hs.conns_rejected, hs.conns_open,
         (unsigned long long)hs.protocol_errors, resident_bytes());
+    walsvc_metrics(s->wal, out);
 }
 
 static void
@@ -150,6 +154,7 @@ begin_stop(tarn_server *s, const char *why)
               "%zu job(s))",
               why, http_server_open_conns(s->http), wpool_inflight(s->pool));
     http_server_shutdown(s->http);
+    walsvc_stop(s->wal);
     wpool_close(s->pool);
     s->stop_deadline_us = tarn_mono_us() + s->cfg.shutdown_timeout_ms * 1000;
     s->stop_timer = event_new(s->base, -1, EV_PERSIST, on_stop_tick, s);
@@ -273,7 +278,22 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         != TARN_OK)
         goto fail;
 
+    {
+        walsvc_opts wo = {0};
+        wo.base = s->base;
+        wo.pool = s->pool;
+        wo.cat = s->cat;
+        wo.log = s->log;
+        wo.data_dir = datadir_path(s->dir);
+        wo.status_interval_ms = s->cfg.wal_status_interval_ms;
+        wo.connect_timeout_ms = s->cfg.wal_connect_timeout_ms;
+        wo.reconnect_max_ms = s->cfg.wal_reconnect_max_ms;
+        if ((rc = walsvc_create(&wo, &s->wal, err)) != TARN_OK)
+            goto fail;
+    }
+
     ao.cat = s->cat;
+    ao.wal = s->wal;
     ao.log = s->log;
     ao.auth_token = s->cfg.http_auth_token;
     ao.metrics = server_metrics;
@@ -327,7 +347,10 @@ server_destroy(tarn_server *s)
 {
     if (s == NULL)
         return;
+    /* The pool's last done callbacks may touch the WAL service, which may
+     * answer HTTP requests: free in that order. */
     wpool_destroy(s->pool);
+    walsvc_destroy(s->wal);
     http_server_destroy(s->http);
     admin_destroy(s->admin);
     if (s->stop_timer)

@@ -411,6 +411,19 @@ walstore_sync_finish(walstore *w, walstore_sync_job *job, tarn_err *err)
     return TARN_OK;
 }
 
+void
+walstore_sync_abandon(walstore *w, walstore_sync_job *job)
+{
+    for (int i = 0; i < job->nfds; i++)
+        close(job->fds[i]);
+    job->nfds = 0;
+    /* The bytes stay unsynced: mark the segments dirty again. */
+    w->cur.dirty = w->cur.fd >= 0;
+    for (int i = 0; i < w->npending; i++)
+        w->pending[i].dirty = true;
+    w->sync_inflight = false;
+}
+
 /* ---- preallocation ---------------------------------------------------- */
 
 bool
@@ -483,6 +496,13 @@ fail:
     if (fd >= 0)
         close(fd);
     unlink(job->tmp);
+}
+
+void
+walstore_prealloc_abandon(walstore *w, walstore_prealloc_job *job)
+{
+    (void)job;
+    w->prealloc_inflight = false;
 }
 
 tarn_rc

@@ -149,6 +149,10 @@ void walstore_sync_run(walstore_sync_job *job);
 tarn_rc walstore_sync_finish(walstore *w, walstore_sync_job *job,
                              tarn_err *err);
 
+/** Give up a prepared sync job that will not run (shutting down): its
+ * descriptors are closed, and the next prepare covers the same bytes. */
+void walstore_sync_abandon(walstore *w, walstore_sync_job *job);
+
 /**
  * Does the segment at the write position, or the one after it, need to
  * be created?  Returns true and fills @p job if so (and no prealloc job is
@@ -158,6 +162,9 @@ bool walstore_prealloc_prepare(walstore *w, walstore_prealloc_job *job);
 
 /** Worker thread: create, zero-fill, fsync and rename one segment. */
 void walstore_prealloc_run(walstore_prealloc_job *job);
+
+/** Give up a prepared prealloc job that will not run. */
+void walstore_prealloc_abandon(walstore *w, walstore_prealloc_job *job);
 
 /** Apply a finished prealloc; TARN_ENOSPC or TARN_EIO on failure. */
 tarn_rc walstore_prealloc_finish(walstore *w, walstore_prealloc_job *job,

@@ -64,6 +64,19 @@ static const cfg_key keys[] = {
     KEY("log_file", log_file, "log", CFG_PATH, "", 0, 0, true,
         "Append log lines to this file; empty means stderr. SIGHUP reopens "
         "it, for rotation."),
+    KEY("wal_status_interval", wal_status_interval_ms, "wal", CFG_DURATION,
+        "10s", 100, 3600 * SEC, false,
+        "The longest time between standby status updates to an attached "
+        "compute; one is also sent after every group fsync and whenever "
+        "the compute asks."),
+    KEY("wal_connect_timeout", wal_connect_timeout_ms, "wal", CFG_DURATION,
+        "10s", 1 * SEC, 3600 * SEC, false,
+        "How long connecting to a compute may take before the attempt "
+        "fails."),
+    KEY("wal_reconnect_max", wal_reconnect_max_ms, "wal", CFG_DURATION,
+        "5s", 100, 3600 * SEC, false,
+        "Reconnects to a compute back off exponentially from 100ms up to "
+        "this delay."),
     KEY("catalog_map_size", catalog_map_size, "catalog", CFG_SIZE, "64MB",
         1 * MB, 1 * TB, false,
         "Initial size of the LMDB map. It doubles automatically when full."),

@@ -29,6 +29,9 @@ typedef struct tarn_config {
     int64_t worker_threads;
     int64_t catalog_map_size;
     int64_t shutdown_timeout_ms;
+    int64_t wal_status_interval_ms;
+    int64_t wal_connect_timeout_ms;
+    int64_t wal_reconnect_max_ms;
 } tarn_config;
 
 typedef enum cfg_type {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +169,33 @@ tarn_read_file(const char *path, size_t max, char **out, size_t *len,
     if (len != NULL)
         *len = used;
     return TARN_OK;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        return rmdir(path) == 0 ? 0 : errno;
+    return unlink(path) == 0 ? 0 : errno;
+}
+
+tarn_rc
+tarn_rmtree(const char *path, tarn_err *err)
+{
+    char parent[PATH_MAX];
+    struct stat st;
+    int rc;
+
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return TARN_OK;
+        return tarn_err_errno(err, errno, "stat %s", path);
+    }
+    rc = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    if (rc != 0)
+        return tarn_err_errno(err, rc > 0 ? rc : errno, "remove %s", path);
+    dir_of(path, parent, sizeof(parent));
+    return tarn_fsync_dir(parent, err);
 }

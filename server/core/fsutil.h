@@ -37,6 +37,12 @@ tarn_rc tarn_mkdir_p(const char *path, mode_t mode, tarn_err *err);
 tarn_rc tarn_read_file(const char *path, size_t max, char **out, size_t *len,
                        tarn_err *err);
 
+/**
+ * Remove @p path and everything below it, then fsync its parent.  A path
+ * that does not exist is not an error.
+ */
+tarn_rc tarn_rmtree(const char *path, tarn_err *err);
+
 /** Write all of @p len bytes, retrying short writes and EINTR. */
 tarn_rc tarn_write_all(int fd, const void *data, size_t len, const char *what,
                        tarn_err *err);

@@ -1,0 +1,1226 @@
+/*
+ * walsvc.c - the WAL service.
+ *
+ * Data path for one timeline:
+ *
+ *   walrecv on_data ──► verify (resume only) ──► walstore_write (pwrite)
+ *        │                                        │
+ *        │                                        ▼
+ *        │                              walscan_feed: where does the
+ *        │                              last complete record end?
+ *        ▼
+ *   maybe_sync: if no sync job is running, package everything written
+ *   so far (walstore_sync_prepare) and hand it to a worker; remember the
+ *   scanner's record boundary at that moment.
+ *        │ worker: fdatasync, renames, directory fsync
+ *        ▼
+ *   on_sync_done: flush := that boundary; tell the compute (standby
+ *   status update); start the next sync if more was written meanwhile.
+ *
+ * One sync job at a time gives group commit for free: whatever arrives
+ * while an fdatasync runs is covered by the next one, so the number of
+ * fsyncs adapts to the disk instead of to the message rate.
+ *
+ * Failure rules.  A failed fdatasync breaks the timeline: the receiver
+ * stops, nothing past the last good flush is ever reported, and only a
+ * restart (which re-reads the WAL from disk) brings it back.  A write that
+ * finds the disk full stalls: the connection is dropped (so no
+ * acknowledgement goes out), and the receiver reconnects with backoff until
+ * writes succeed again.  Every reconnect rewinds to the durable position,
+ * so nothing unsynced is ever trusted.
+ */
+#include "net/walsvc.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include "server/core/fsutil.h"
+#include "storage/pg/pgwal.h"
+#include "storage/pg/walscan.h"
+#include "storage/wal.h"
+
+#define CATALOG_SAVE_US  (1000 * 1000)
+#define ATTACH_GRACE_MS  15000
+#define FSYNC_BUCKETS    13
+
+static const double fsync_bounds[FSYNC_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,   1.0};
+
+typedef enum tl_mode {
+    TLM_DETACHED,  /* no compute */
+    TLM_ATTACHING, /* an attach request waits for the handshake */
+    TLM_ATTACHED,  /* following a compute (streaming or reconnecting) */
+    TLM_REFUSED    /* the compute was refused; detach to clear */
+} tl_mode;
+
+typedef struct tlw tlw;
+
+struct tlw {
+    TAILQ_ENTRY(tlw) link;
+    walsvc *svc;
+    tarn_id tenant, timeline;
+    char logctx[96];
+    char dir[PATH_MAX];
+    int jobs; /* worker jobs in flight that point at us */
+
+    bool has_wal; /* durable: WAL exists and the catalog says so */
+    uint64_t sysid;
+    uint32_t seg_size;
+    tarn_lsn wal_start;
+    walstore *store;
+    walscan *scan;
+    tarn_lsn flush, flush_prev;
+    tarn_lsn saved_flush;
+    int64_t saved_at_us;
+
+    tarn_lsn stream_pos;   /* next LSN expected from the compute */
+    tarn_lsn verify_until; /* bytes below this must equal ours */
+    uint64_t epoch;        /* bumped by every rewind */
+
+    uint8_t *pend; /* received but not yet written */
+    size_t pend_len, pend_cap;
+
+    bool sync_busy, prealloc_busy;
+    uint64_t checked_segno;
+
+    walrecv *recv;
+    char conninfo[CATALOG_CONNINFO_MAX + 1];
+    tl_mode mode;
+    bool has_start;
+    tarn_lsn want_start;
+    walsvc_done_fn done;
+    void *done_arg;
+    struct event *attach_tmo;
+
+    bool broken, stalled, forgotten;
+    char error[TARN_ERR_MSG];
+    uint64_t bytes, fsyncs;
+    tarn_lsn wal_end;
+};
+
+struct walsvc {
+    walsvc_opts o;
+    char data_dir[PATH_MAX];
+    TAILQ_HEAD(, tlw) tls;
+    bool stopping;
+    uint64_t fsync_buckets[FSYNC_BUCKETS];
+    uint64_t fsync_count;
+    double fsync_sum;
+};
+
+typedef struct sync_job {
+    tlw *t;
+    uint64_t epoch;
+    tarn_lsn boundary, boundary_start;
+    walstore_sync_job job;
+} sync_job;
+
+typedef struct prealloc_job {
+    tlw *t;
+    walstore_prealloc_job job;
+} prealloc_job;
+
+typedef struct rm_job {
+    walsvc *svc;
+    char path[PATH_MAX];
+    tarn_err err;
+    tarn_rc rc;
+} rm_job;
+
+static void maybe_sync(tlw *t);
+static void maybe_prealloc(tlw *t);
+static void attach_finish(tlw *t, tarn_rc rc, const char *msg);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+tl_dir(walsvc *s, const tarn_id *tenant, const tarn_id *tl, char *buf,
+       size_t len)
+{
+    char a[TARN_ID_STRLEN], b[TARN_ID_STRLEN];
+
+    snprintf(buf, len, "%s/tenants/%s/timelines/%s", s->data_dir,
+             tarn_id_format(tenant, a), tarn_id_format(tl, b));
+}
+
+static tlw *
+find(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
+{
+    tlw *t;
+
+    TAILQ_FOREACH(t, &s->tls, link)
+    if (tarn_id_equal(&t->tenant, tenant) && tarn_id_equal(&t->timeline, tl))
+        return t;
+    return NULL;
+}
+
+static tlw *
+tlw_new(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
+{
+    tlw *t = calloc(1, sizeof(*t));
+    char idbuf[TARN_ID_STRLEN], base[PATH_MAX];
+
+    if (t == NULL)
+        return NULL;
+    t->svc = s;
+    t->tenant = *tenant;
+    t->timeline = *tl;
+    t->checked_segno = UINT64_MAX;
+    tarn_id_format(tl, idbuf);
+    snprintf(t->logctx, sizeof(t->logctx), "wal %.8s", idbuf);
+    tl_dir(s, tenant, tl, base, sizeof(base));
+    snprintf(t->dir, sizeof(t->dir), "%.*s/wal", PATH_MAX - 8, base);
+    TAILQ_INSERT_TAIL(&s->tls, t, link);
+    return t;
+}
+
+static void
+tlw_free(tlw *t)
+{
+    if (t->attach_tmo)
+        event_free(t->attach_tmo);
+    walrecv_destroy(t->recv);
+    walscan_destroy(t->scan);
+    walstore_close(t->store);
+    free(t->pend);
+    free(t);
+}
+
+/* Drop a timeline's state once no worker job points at it. */
+static void
+tlw_release(tlw *t)
+{
+    if (t->forgotten && t->jobs == 0)
+        tlw_free(t);
+}
+
+static void
+save_catalog(tlw *t, bool force)
+{
+    catalog_timeline ct;
+    tarn_err err;
+    int64_t now = tarn_mono_us();
+
+    if (!force
+        && (t->flush == t->saved_flush || now - t->saved_at_us < CATALOG_SAVE_US))
+        return;
+    if (catalog_timeline_get(t->svc->o.cat, &t->tenant, &t->timeline, &ct,
+                             &err)
+        != TARN_OK) {
+        tlog_error(t->svc->o.log, t->logctx, "save WAL state: %s", err.msg);
+        return;
+    }
+    if (t->has_wal) {
+        ct.system_id = t->sysid;
+        ct.wal_seg_size = t->seg_size;
+        ct.wal_start_lsn = t->wal_start;
+        ct.wal_flush_lsn = t->flush;
+        ct.prev_record_lsn = t->flush_prev;
+        if (ct.state == CATALOG_TL_EMPTY)
+            ct.state = CATALOG_TL_ACTIVE;
+        if (ct.start_lsn == 0)
+            ct.start_lsn = t->wal_start;
+    }
+    snprintf(ct.compute_conninfo, sizeof(ct.compute_conninfo), "%s",
+             t->mode == TLM_ATTACHED || t->mode == TLM_REFUSED ? t->conninfo
+                                                               : "");
+    if (catalog_timeline_update(t->svc->o.cat, &ct, &err) != TARN_OK) {
+        tlog_error(t->svc->o.log, t->logctx, "save WAL state: %s", err.msg);
+        return;
+    }
+    t->saved_flush = t->flush;
+    t->saved_at_us = now;
+}
+
+static tarn_rc
+open_scanner(tlw *t, tarn_err *err)
+{
+    walscan_opts o = {.seg_size = t->seg_size, .sysid = t->sysid, .tli = 1,
+                      .start = t->flush, .prev = t->flush_prev};
+
+    /* At the very start of the WAL a record may be in progress. */
+    o.mid_record = t->flush == t->wal_start && t->flush_prev == 0;
+    walscan_destroy(t->scan);
+    t->scan = NULL;
+    return walscan_create(&o, &t->scan, err);
+}
+
+/* Forget what was received past the durable position. */
+static tarn_rc
+rewind_to_flush(tlw *t, tarn_err *err)
+{
+    tarn_rc rc;
+
+    t->epoch++;
+    t->pend_len = 0;
+    if (walstore_write_pos(t->store) > t->flush
+        && (rc = walstore_set_write_pos(t->store, t->flush, err)) != TARN_OK)
+        return rc;
+    return open_scanner(t, err);
+}
+
+/* Stop the timeline for good (until a restart): a failed fsync. */
+static void
+break_timeline(tlw *t, const char *why)
+{
+    char l[TARN_LSN_STRLEN];
+
+    t->broken = true;
+    snprintf(t->error, sizeof(t->error),
+             "%s; the timeline is stopped: nothing past %s is acknowledged, "
+             "and a restart of tarnd re-reads its WAL from disk",
+             why, tarn_lsn_format(t->flush, l));
+    tlog_error(t->svc->o.log, t->logctx, "%s", t->error);
+    if (t->mode == TLM_ATTACHING)
+        attach_finish(t, TARN_EIO, t->error);
+    if (t->recv != NULL)
+        walrecv_disconnect(t->recv, t->error, false);
+}
+
+/* ---- worker jobs ------------------------------------------------------ */
+
+static void
+sync_work(void *arg)
+{
+    walstore_sync_run(&((sync_job *)arg)->job);
+}
+
+static void
+sync_done(void *arg)
+{
+    sync_job *j = arg;
+    tlw *t = j->t;
+    walsvc *s = t->svc;
+    double secs = (double)j->job.run_us / 1e6;
+    tarn_err err;
+    tarn_rc rc;
+
+    t->jobs--;
+    t->sync_busy = false;
+    rc = walstore_sync_finish(t->store, &j->job, &err);
+    s->fsync_count++;
+    s->fsync_sum += secs;
+    for (int i = 0; i < FSYNC_BUCKETS; i++)
+        if (secs <= fsync_bounds[i])
+            s->fsync_buckets[i]++;
+    if (t->forgotten) {
+        free(j);
+        tlw_release(t);
+        return;
+    }
+    if (rc != TARN_OK) {
+        break_timeline(t, err.msg);
+        free(j);
+        return;
+    }
+    t->fsyncs++;
+    if (j->epoch == t->epoch && j->boundary > t->flush) {
+        t->flush = j->boundary;
+        t->flush_prev = j->boundary_start;
+        if (t->recv != NULL)
+            walrecv_send_status(t->recv, false);
+    }
+    free(j);
+    save_catalog(t, false);
+    maybe_sync(t);
+}
+
+static void
+maybe_sync(tlw *t)
+{
+    sync_job *j;
+    tarn_err err;
+
+    if (t->sync_busy || t->broken || t->store == NULL
+        || !walstore_sync_wanted(t->store))
+        return;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return; /* retried after the next write */
+    if (walstore_sync_prepare(t->store, &j->job, &err) != TARN_OK) {
+        free(j);
+        break_timeline(t, err.msg);
+        return;
+    }
+    j->t = t;
+    j->epoch = t->epoch;
+    j->boundary = walscan_boundary(t->scan);
+    j->boundary_start = walscan_last_start(t->scan);
+    if (wpool_submit(t->svc->o.pool, sync_work, sync_done, j) != TARN_OK) {
+        /* Shutting down: nothing unsynced was acknowledged, so skip it. */
+        walstore_sync_abandon(t->store, &j->job);
+        free(j);
+        return;
+    }
+    t->jobs++;
+    t->sync_busy = true;
+}
+
+static tarn_rc append(tlw *t, const uint8_t *p, size_t len, size_t *used,
+                      tarn_err *err);
+
+/* Write what was held back while a segment was being made. */
+static void
+drain_pending(tlw *t)
+{
+    size_t used = 0;
+    tarn_err err;
+    tarn_rc rc;
+
+    if (t->pend_len == 0)
+        return;
+    rc = append(t, t->pend, t->pend_len, &used, &err);
+    memmove(t->pend, t->pend + used, t->pend_len - used);
+    t->pend_len -= used;
+    if (rc == TARN_OK && t->pend_len == 0) {
+        if (t->recv != NULL)
+            walrecv_resume(t->recv);
+    } else if (rc != TARN_AGAIN) {
+        t->pend_len = 0;
+        if (t->recv != NULL && !t->broken)
+            walrecv_disconnect(t->recv, err.msg, rc != TARN_ECONFLICT);
+    }
+}
+
+static void
+prealloc_work(void *arg)
+{
+    walstore_prealloc_run(&((prealloc_job *)arg)->job);
+}
+
+static void
+prealloc_done(void *arg)
+{
+    prealloc_job *j = arg;
+    tlw *t = j->t;
+    tarn_err err;
+    tarn_rc rc;
+
+    t->jobs--;
+    t->prealloc_busy = false;
+    rc = walstore_prealloc_finish(t->store, &j->job, &err);
+    free(j);
+    if (t->forgotten) {
+        tlw_release(t);
+        return;
+    }
+    t->checked_segno = UINT64_MAX;
+    if (rc == TARN_ENOSPC) {
+        char l[TARN_LSN_STRLEN];
+        t->stalled = true;
+        snprintf(t->error, sizeof(t->error),
+                 "disk full creating a WAL segment (%s); acknowledgements "
+                 "stop at %s until space is free",
+                 err.msg, tarn_lsn_format(t->flush, l));
+        tlog_error(t->svc->o.log, t->logctx, "%s", t->error);
+        t->pend_len = 0;
+        if (t->recv != NULL)
+            walrecv_disconnect(t->recv, t->error, true);
+        return;
+    }
+    if (rc != TARN_OK) {
+        break_timeline(t, err.msg);
+        return;
+    }
+    drain_pending(t);
+    maybe_prealloc(t);
+}
+
+static void
+maybe_prealloc(tlw *t)
+{
+    prealloc_job *j;
+    uint64_t segno;
+
+    if (t->prealloc_busy || t->broken || t->store == NULL)
+        return;
+    segno = walstore_write_pos(t->store) / t->seg_size;
+    if (segno == t->checked_segno)
+        return;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return;
+    j->t = t;
+    if (!walstore_prealloc_prepare(t->store, &j->job)) {
+        free(j);
+        t->checked_segno = segno; /* both segments exist */
+        return;
+    }
+    if (wpool_submit(t->svc->o.pool, prealloc_work, prealloc_done, j)
+        != TARN_OK) {
+        walstore_prealloc_abandon(t->store, &j->job);
+        free(j);
+        return;
+    }
+    t->jobs++;
+    t->prealloc_busy = true;
+}
+
+static void
+rm_work(void *arg)
+{
+    rm_job *j = arg;
+    j->rc = tarn_rmtree(j->path, &j->err);
+}
+
+static void
+rm_done(void *arg)
+{
+    rm_job *j = arg;
+
+    if (j->rc != TARN_OK)
+        tlog_error(j->svc->o.log, NULL, "remove %s: %s", j->path, j->err.msg);
+    else
+        tlog_info(j->svc->o.log, NULL, "removed %s", j->path);
+    free(j);
+}
+
+static void
+remove_later(walsvc *s, const char *path)
+{
+    rm_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return;
+    j->svc = s;
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    if (wpool_submit(s->o.pool, rm_work, rm_done, j) != TARN_OK) {
+        rm_work(j); /* shutting down: do it here */
+        rm_done(j);
+    }
+}
+
+/* ---- the data path ---------------------------------------------------- */
+
+/*
+ * Write and scan @p len bytes at the stream position.  *used says how many
+ * were taken.  TARN_AGAIN: wait for a segment; TARN_ENOSPC: disk full;
+ * TARN_ECONFLICT: the WAL diverged; others: broken or corrupt stream.
+ */
+static tarn_rc
+append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
+{
+    size_t n = 0;
+    tarn_rc rc, src;
+
+    *used = 0;
+    rc = walstore_write(t->store, p, len, &n, err);
+    if (n > 0) {
+        tarn_err serr;
+        src = walscan_feed(t->scan, p, n, NULL, NULL, &serr);
+        t->stream_pos += n;
+        t->bytes += n;
+        *used = n;
+        if (t->stalled) {
+            t->stalled = false;
+            t->error[0] = '\0';
+            tlog_info(t->svc->o.log, t->logctx,
+                      "WAL writes succeed again; acknowledging");
+        }
+        if (src != TARN_OK) {
+            if (src == TARN_ECONFLICT)
+                return tarn_err_set(err, TARN_ECONFLICT,
+                                    "the compute's WAL diverged from this "
+                                    "timeline: %s",
+                                    serr.msg);
+            return tarn_err_set(err, TARN_EPROTO,
+                                "invalid WAL from the compute: %s",
+                                serr.msg);
+        }
+    }
+    maybe_prealloc(t);
+    maybe_sync(t);
+    if (rc == TARN_ENOSPC) {
+        char l[TARN_LSN_STRLEN];
+        t->stalled = true;
+        snprintf(t->error, sizeof(t->error),
+                 "disk full writing WAL (%s); acknowledgements stop at %s "
+                 "until space is free",
+                 err->msg, tarn_lsn_format(t->flush, l));
+        tlog_error(t->svc->o.log, t->logctx, "%s", t->error);
+        return tarn_err_set(err, TARN_ENOSPC, "%s", t->error);
+    }
+    if (rc != TARN_OK && rc != TARN_AGAIN) {
+        break_timeline(t, err->msg);
+        return rc;
+    }
+    return rc;
+}
+
+/* ---- receiver callbacks ----------------------------------------------- */
+
+static tarn_rc
+on_identify(void *arg, const walrecv_ident *id, tarn_lsn *start,
+            tarn_err *err)
+{
+    tlw *t = arg;
+    char l1[TARN_LSN_STRLEN], l2[TARN_LSN_STRLEN];
+    tarn_rc rc;
+
+    if (id->tli != 1)
+        return tarn_err_set(err, TARN_ECONFLICT,
+                            "the compute is on PostgreSQL timeline %u; tarn "
+                            "follows timeline 1 only",
+                            id->tli);
+    if (!pg_seg_size_valid(id->seg_size))
+        return tarn_err_set(err, TARN_ECONFLICT,
+                            "the compute reports WAL segment size %u",
+                            id->seg_size);
+    if (t->has_wal) {
+        if (id->sysid != t->sysid)
+            return tarn_err_set(err, TARN_ECONFLICT,
+                                "the compute has system identifier %llu, but "
+                                "this timeline's WAL comes from system %llu "
+                                "(a compute from another initdb)",
+                                (unsigned long long)id->sysid,
+                                (unsigned long long)t->sysid);
+        if (id->seg_size != t->seg_size)
+            return tarn_err_set(err, TARN_ECONFLICT,
+                                "the compute's WAL segment size %u differs "
+                                "from this timeline's %u",
+                                id->seg_size, t->seg_size);
+        if (id->xlogpos < t->flush)
+            return tarn_err_set(err, TARN_ECONFLICT,
+                                "the compute's WAL ends at %s, before this "
+                                "timeline's durable WAL at %s: it cannot "
+                                "continue this timeline",
+                                tarn_lsn_format(id->xlogpos, l1),
+                                tarn_lsn_format(t->flush, l2));
+        if ((rc = rewind_to_flush(t, err)) != TARN_OK)
+            return rc;
+        /* Restart at our last record and check it byte for byte. */
+        *start = t->flush_prev ? t->flush_prev : t->flush;
+        t->verify_until = t->flush;
+    } else {
+        tarn_lsn s0 = t->has_start ? t->want_start : id->xlogpos;
+        walstore_opts so = {t->dir, id->seg_size, 1, id->sysid};
+        if (t->has_start && t->want_start > id->xlogpos)
+            return tarn_err_set(err, TARN_ECONFLICT,
+                                "start_lsn %s is beyond the compute's end of "
+                                "WAL %s",
+                                tarn_lsn_format(t->want_start, l1),
+                                tarn_lsn_format(id->xlogpos, l2));
+        /* Whole segments, so that every file has its long page header. */
+        t->sysid = id->sysid;
+        t->seg_size = id->seg_size;
+        t->wal_start = s0 - s0 % id->seg_size;
+        t->flush = t->wal_start;
+        t->flush_prev = 0;
+        walstore_close(t->store);
+        t->store = NULL;
+        if ((rc = tarn_rmtree(t->dir, err)) != TARN_OK
+            || (rc = walstore_open(&so, &t->store, err)) != TARN_OK
+            || (rc = walstore_begin(t->store, t->wal_start, err)) != TARN_OK
+            || (rc = open_scanner(t, err)) != TARN_OK)
+            return rc;
+        *start = t->wal_start;
+        t->verify_until = 0;
+        t->checked_segno = UINT64_MAX;
+    }
+    t->stream_pos = *start;
+    maybe_prealloc(t);
+    return TARN_OK;
+}
+
+static void
+verified(tlw *t)
+{
+    char l[TARN_LSN_STRLEN];
+
+    if (t->mode != TLM_ATTACHING)
+        return;
+    t->mode = TLM_ATTACHED;
+    tlog_info(t->svc->o.log, t->logctx,
+              "compute attached; WAL durable up to %s",
+              tarn_lsn_format(t->flush, l));
+    save_catalog(t, true);
+    attach_finish(t, TARN_OK, "");
+}
+
+static void
+on_streaming(void *arg, tarn_lsn start)
+{
+    tlw *t = arg;
+
+    (void)start;
+    if (!t->has_wal) {
+        t->has_wal = true;
+        save_catalog(t, true);
+    }
+    if (t->stream_pos >= t->verify_until)
+        verified(t);
+}
+
+static void
+on_start_failed(void *arg, const char *msg)
+{
+    tlw *t = arg;
+
+    if (t->mode == TLM_ATTACHING)
+        attach_finish(t, TARN_ECONFLICT, msg);
+}
+
+static tarn_rc
+on_data(void *arg, tarn_lsn start, const uint8_t *data, size_t len,
+        tarn_err *err)
+{
+    tlw *t = arg;
+    char l1[TARN_LSN_STRLEN], l2[TARN_LSN_STRLEN];
+    size_t used;
+    tarn_rc rc;
+
+    if (start != t->stream_pos)
+        return tarn_err_set(err, TARN_EPROTO,
+                            "the compute sent WAL at %s, expected %s",
+                            tarn_lsn_format(start, l1),
+                            tarn_lsn_format(t->stream_pos, l2));
+    if (t->stream_pos < t->verify_until) {
+        uint8_t ours[8192];
+        size_t n = (size_t)(t->verify_until - t->stream_pos);
+        if (n > len)
+            n = len;
+        for (size_t off = 0; off < n;) {
+            size_t k = n - off < sizeof(ours) ? n - off : sizeof(ours);
+            if ((rc = walstore_read(t->store, t->stream_pos + off, ours, k,
+                                    err))
+                != TARN_OK)
+                return rc;
+            if (memcmp(ours, data + off, k) != 0)
+                return tarn_err_set(err, TARN_ECONFLICT,
+                                    "the compute's WAL differs from this "
+                                    "timeline's before %s: it diverged",
+                                    tarn_lsn_format(t->verify_until, l1));
+            off += k;
+        }
+        t->stream_pos += n;
+        data += n;
+        len -= n;
+        if (t->stream_pos == t->verify_until)
+            verified(t);
+        if (len == 0)
+            return TARN_OK;
+    }
+    rc = append(t, data, len, &used, err);
+    if (rc == TARN_AGAIN) {
+        size_t rest = len - used;
+        if (t->pend_cap < rest) {
+            uint8_t *p = realloc(t->pend, rest);
+            if (p == NULL)
+                return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+            t->pend = p;
+            t->pend_cap = rest;
+        }
+        memcpy(t->pend, data + used, rest);
+        t->pend_len = rest;
+    }
+    return rc;
+}
+
+static void
+on_wal_end(void *arg, tarn_lsn end)
+{
+    ((tlw *)arg)->wal_end = end;
+}
+
+static void
+on_disconnect(void *arg, const char *reason, bool will_retry)
+{
+    tlw *t = arg;
+
+    if (t->mode == TLM_ATTACHING) {
+        attach_finish(t, will_retry ? TARN_EUNAVAIL : TARN_ECONFLICT, reason);
+        return;
+    }
+    if (!t->stalled && !t->broken)
+        snprintf(t->error, sizeof(t->error), "%s", reason);
+    if (!will_retry && t->mode == TLM_ATTACHED && !t->broken) {
+        t->mode = TLM_REFUSED;
+        save_catalog(t, true);
+    }
+}
+
+static void
+positions(void *arg, tarn_lsn *write, tarn_lsn *flush, tarn_lsn *apply)
+{
+    tlw *t = arg;
+
+    *write = t->store ? walstore_write_pos(t->store) : t->flush;
+    *flush = t->flush;
+    *apply = t->flush;
+}
+
+/* ---- attach and detach ------------------------------------------------ */
+
+static void
+attach_finish(tlw *t, tarn_rc rc, const char *msg)
+{
+    walsvc_done_fn done = t->done;
+    void *arg = t->done_arg;
+
+    t->done = NULL;
+    if (t->attach_tmo != NULL)
+        event_del(t->attach_tmo);
+    if (rc != TARN_OK) {
+        /* The receiver may be calling us: stop it, free it later. */
+        if (t->recv != NULL)
+            walrecv_disconnect(t->recv, msg, false);
+        t->mode = TLM_DETACHED;
+        t->conninfo[0] = '\0';
+        if (!t->has_wal) {
+            walscan_destroy(t->scan);
+            t->scan = NULL;
+            walstore_close(t->store);
+            t->store = NULL;
+            tarn_rmtree(t->dir, &(tarn_err){0});
+        }
+        tlog_warn(t->svc->o.log, t->logctx, "attach refused: %s", msg);
+    }
+    if (done != NULL)
+        done(arg, rc, msg);
+}
+
+static void
+on_attach_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    tlw *t = arg;
+    char msg[TARN_ERR_MSG + 64];
+    const char *last = t->recv ? walrecv_last_error(t->recv) : "";
+
+    (void)fd;
+    (void)what;
+    snprintf(msg, sizeof(msg), "timed out waiting for the compute%s%s",
+             *last ? ": " : "", last);
+    attach_finish(t, TARN_EUNAVAIL, msg);
+}
+
+static tarn_rc
+start_receiver(tlw *t, tarn_err *err)
+{
+    walsvc *s = t->svc;
+    walrecv_opts o = {0};
+
+    o.base = s->o.base;
+    o.log = s->o.log;
+    o.logctx = t->logctx;
+    o.conninfo = t->conninfo;
+    o.status_interval_ms = s->o.status_interval_ms;
+    o.connect_timeout_ms = s->o.connect_timeout_ms;
+    o.reconnect_max_ms = s->o.reconnect_max_ms;
+    o.arg = t;
+    o.cbs.on_identify = on_identify;
+    o.cbs.on_start_failed = on_start_failed;
+    o.cbs.on_streaming = on_streaming;
+    o.cbs.on_data = on_data;
+    o.cbs.on_wal_end = on_wal_end;
+    o.cbs.on_disconnect = on_disconnect;
+    o.cbs.positions = positions;
+    walrecv_destroy(t->recv);
+    t->recv = NULL;
+    tarn_rc rc = walrecv_create(&o, &t->recv, err);
+    if (rc != TARN_OK)
+        return rc;
+    walrecv_start(t->recv);
+    return TARN_OK;
+}
+
+tarn_rc
+walsvc_attach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+              const char *conninfo, bool has_start, tarn_lsn start,
+              walsvc_done_fn done, void *arg, tarn_err *err)
+{
+    catalog_timeline ct;
+    char masked[CATALOG_CONNINFO_MAX + 64], l[TARN_LSN_STRLEN];
+    tlw *t;
+    tarn_rc rc;
+
+    if (s->stopping)
+        return tarn_err_set(err, TARN_EUNAVAIL, "tarnd is shutting down");
+    if ((rc = catalog_timeline_get(s->o.cat, tenant, tl, &ct, err))
+        != TARN_OK)
+        return rc;
+    if (strlen(conninfo) > CATALOG_CONNINFO_MAX)
+        return tarn_err_set(err, TARN_EINVAL,
+                            "conninfo is longer than %d bytes",
+                            CATALOG_CONNINFO_MAX);
+    t = find(s, tenant, tl);
+    if (t != NULL && (t->mode == TLM_ATTACHING || t->mode == TLM_ATTACHED)) {
+        walrecv_conninfo_masked(t->conninfo, masked, sizeof(masked));
+        return tarn_err_set(err, TARN_ECONFLICT,
+                            "a compute is already attached (%s); detach it "
+                            "first",
+                            masked);
+    }
+    if (t != NULL && t->broken)
+        return tarn_err_set(err, TARN_ECONFLICT, "%s", t->error);
+    if (t != NULL && t->has_wal && has_start)
+        return tarn_err_set(err, TARN_EINVAL,
+                            "this timeline already has WAL up to %s; a "
+                            "compute resumes there, so start_lsn is not "
+                            "accepted",
+                            tarn_lsn_format(t->flush, l));
+    if (t == NULL && (t = tlw_new(s, tenant, tl)) == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    snprintf(t->conninfo, sizeof(t->conninfo), "%s", conninfo);
+    t->has_start = has_start;
+    t->want_start = start;
+    t->error[0] = '\0';
+    if ((rc = start_receiver(t, err)) != TARN_OK) {
+        t->conninfo[0] = '\0';
+        return rc;
+    }
+    t->mode = TLM_ATTACHING;
+    t->done = done;
+    t->done_arg = arg;
+    if (t->attach_tmo == NULL)
+        t->attach_tmo = event_new(s->o.base, -1, 0, on_attach_timeout, t);
+    if (t->attach_tmo != NULL) {
+        int64_t ms = s->o.connect_timeout_ms + ATTACH_GRACE_MS;
+        struct timeval tv = {(time_t)(ms / 1000),
+                             (suseconds_t)((ms % 1000) * 1000)};
+        event_add(t->attach_tmo, &tv);
+    }
+    walrecv_conninfo_masked(conninfo, masked, sizeof(masked));
+    tlog_info(s->o.log, t->logctx, "attaching compute %s", masked);
+    return TARN_OK;
+}
+
+tarn_rc
+walsvc_detach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+              tarn_err *err)
+{
+    tlw *t = find(s, tenant, tl);
+
+    if (t == NULL || t->mode == TLM_DETACHED)
+        return tarn_err_set(err, TARN_ENOTFOUND,
+                            "no compute is attached to this timeline");
+    if (t->mode == TLM_ATTACHING)
+        attach_finish(t, TARN_EUNAVAIL,
+                      "detached before the attach completed");
+    walrecv_destroy(t->recv);
+    t->recv = NULL;
+    t->mode = TLM_DETACHED;
+    t->conninfo[0] = '\0';
+    t->error[0] = '\0';
+    t->stalled = false;
+    if (t->store != NULL && !t->broken) {
+        tarn_err e2;
+        if (rewind_to_flush(t, &e2) != TARN_OK)
+            tlog_error(s->o.log, t->logctx, "%s", e2.msg);
+    }
+    save_catalog(t, true);
+    tlog_info(s->o.log, t->logctx, "compute detached");
+    return TARN_OK;
+}
+
+bool
+walsvc_attached(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
+{
+    tlw *t = find(s, tenant, tl);
+    return t != NULL && t->mode != TLM_DETACHED;
+}
+
+bool
+walsvc_status_get(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+                  walsvc_status *out)
+{
+    tlw *t = find(s, tenant, tl);
+    walrecv_stats rs = {0};
+
+    memset(out, 0, sizeof(*out));
+    out->receiver_state = "detached";
+    out->error = "";
+    if (t == NULL)
+        return false;
+    out->has_wal = t->has_wal;
+    out->wal_start = t->wal_start;
+    out->flush_lsn = t->flush;
+    out->prev_record_lsn = t->flush_prev;
+    out->write_lsn = t->store ? walstore_write_pos(t->store) : t->flush;
+    out->attached = t->mode == TLM_ATTACHING || t->mode == TLM_ATTACHED;
+    if (t->recv != NULL) {
+        walrecv_get_stats(t->recv, &rs);
+        out->receiver_state = walrecv_state_name(walrecv_get_state(t->recv));
+    }
+    if (t->mode == TLM_REFUSED)
+        out->receiver_state = "refused";
+    if (t->mode == TLM_DETACHED)
+        out->receiver_state = "detached";
+    if (t->broken)
+        out->receiver_state = "broken";
+    out->error = t->error;
+    if (t->conninfo[0])
+        walrecv_conninfo_masked(t->conninfo, out->conninfo,
+                                sizeof(out->conninfo));
+    out->compute_wal_end = t->wal_end;
+    out->last_message_at = rs.last_msg_at;
+    out->connected_at = rs.connected_at;
+    out->bytes_received = t->bytes;
+    out->fsyncs = t->fsyncs;
+    out->reconnects = rs.reconnects;
+    out->stalled = t->stalled;
+    out->broken = t->broken;
+    return true;
+}
+
+void
+walsvc_forget(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
+{
+    tlw *t = find(s, tenant, tl);
+    char path[PATH_MAX];
+
+    if (t != NULL) {
+        if (t->mode == TLM_ATTACHING)
+            attach_finish(t, TARN_EUNAVAIL, "the timeline was deleted");
+        walrecv_destroy(t->recv);
+        t->recv = NULL;
+        TAILQ_REMOVE(&s->tls, t, link);
+        t->forgotten = true;
+        tlw_release(t);
+    }
+    tl_dir(s, tenant, tl, path, sizeof(path));
+    remove_later(s, path);
+}
+
+void
+walsvc_forget_tenant(walsvc *s, const tarn_id *tenant)
+{
+    tlw *t, *next;
+    char a[TARN_ID_STRLEN], path[PATH_MAX];
+
+    for (t = TAILQ_FIRST(&s->tls); t != NULL; t = next) {
+        next = TAILQ_NEXT(t, link);
+        if (tarn_id_equal(&t->tenant, tenant))
+            walsvc_forget(s, tenant, &t->timeline);
+    }
+    snprintf(path, sizeof(path), "%s/tenants/%s", s->data_dir,
+             tarn_id_format(tenant, a));
+    remove_later(s, path);
+}
+
+/* ---- start-up and shutdown -------------------------------------------- */
+
+/* Recover one timeline's WAL from disk (blocking, at start-up). */
+static void
+recover_timeline(walsvc *s, const catalog_timeline *ct)
+{
+    walstore_opts so;
+    walstore_end end;
+    tarn_err err;
+    tlw *t = tlw_new(s, &ct->tenant_id, &ct->timeline_id);
+    char l1[TARN_LSN_STRLEN], l2[TARN_LSN_STRLEN];
+    bool mid;
+    tarn_lsn from, prev;
+
+    if (t == NULL) {
+        tlog_error(s->o.log, NULL, "out of memory recovering WAL");
+        return;
+    }
+    t->has_wal = true;
+    t->sysid = ct->system_id;
+    t->seg_size = ct->wal_seg_size;
+    t->wal_start = ct->wal_start_lsn;
+    t->flush = t->saved_flush = ct->wal_flush_lsn;
+    t->flush_prev = ct->prev_record_lsn;
+    so.dir = t->dir;
+    so.seg_size = t->seg_size;
+    so.tli = 1;
+    so.sysid = t->sysid;
+    mid = ct->wal_flush_lsn <= ct->wal_start_lsn;
+    from = mid ? ct->wal_start_lsn : ct->wal_flush_lsn;
+    prev = mid ? 0 : ct->prev_record_lsn;
+    if (walstore_open(&so, &t->store, &err) != TARN_OK
+        || walstore_recover(t->store, from, prev, mid, &end, &err)
+               != TARN_OK) {
+        break_timeline(t, err.msg);
+        return;
+    }
+    if (!mid) {
+        /* The durable position must still be on disk. */
+        uint8_t b;
+        if (walstore_read(t->store, from - 1, &b, 1, &err) != TARN_OK) {
+            snprintf(err.msg, sizeof(err.msg),
+                     "the WAL the catalog recorded as durable up to %s is "
+                     "missing from disk",
+                     tarn_lsn_format(from, l1));
+            break_timeline(t, err.msg);
+            return;
+        }
+    }
+    t->flush = end.end;
+    if (end.records > 0 || mid)
+        t->flush_prev = end.last_start;
+    if (open_scanner(t, &err) != TARN_OK) {
+        break_timeline(t, err.msg);
+        return;
+    }
+    tlog_info(s->o.log, t->logctx,
+              "WAL recovered: %llu record(s) after %s, durable up to %s%s%s",
+              (unsigned long long)end.records, tarn_lsn_format(from, l1),
+              tarn_lsn_format(end.end, l2),
+              end.cut_bytes ? ", torn tail cut" : "", "");
+    if (end.cut_bytes)
+        tlog_info(s->o.log, t->logctx, "%llu byte(s) after the end: %s",
+                  (unsigned long long)end.cut_bytes, end.stop_reason);
+    save_catalog(t, true);
+    if (ct->compute_conninfo[0] != '\0') {
+        snprintf(t->conninfo, sizeof(t->conninfo), "%s",
+                 ct->compute_conninfo);
+        if (start_receiver(t, &err) != TARN_OK) {
+            snprintf(t->error, sizeof(t->error), "%s", err.msg);
+            t->mode = TLM_REFUSED;
+        } else {
+            t->mode = TLM_ATTACHED;
+        }
+    }
+}
+
+tarn_rc
+walsvc_create(const walsvc_opts *o, walsvc **out, tarn_err *err)
+{
+    walsvc *s = calloc(1, sizeof(*s));
+    catalog_tenant *ts = NULL;
+    size_t nt = 0;
+    tarn_rc rc;
+
+    if (s == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    s->o = *o;
+    snprintf(s->data_dir, sizeof(s->data_dir), "%s", o->data_dir);
+    s->o.data_dir = s->data_dir;
+    TAILQ_INIT(&s->tls);
+    if ((rc = catalog_tenant_list(o->cat, &ts, &nt, err)) != TARN_OK) {
+        free(s);
+        return rc;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        catalog_timeline *tls = NULL;
+        size_t n = 0;
+        if ((rc = catalog_timeline_list(o->cat, &ts[i].id, &tls, &n, err))
+            != TARN_OK) {
+            free(ts);
+            walsvc_destroy(s);
+            return rc;
+        }
+        for (size_t k = 0; k < n; k++)
+            if (tls[k].system_id != 0)
+                recover_timeline(s, &tls[k]);
+        free(tls);
+    }
+    free(ts);
+    *out = s;
+    return TARN_OK;
+}
+
+void
+walsvc_stop(walsvc *s)
+{
+    tlw *t;
+
+    s->stopping = true;
+    TAILQ_FOREACH(t, &s->tls, link)
+    {
+        if (t->mode == TLM_ATTACHING)
+            attach_finish(t, TARN_EUNAVAIL, "tarnd is shutting down");
+        if (t->recv != NULL)
+            walrecv_disconnect(t->recv, "tarnd is shutting down", false);
+    }
+}
+
+void
+walsvc_destroy(walsvc *s)
+{
+    tlw *t;
+
+    if (s == NULL)
+        return;
+    while ((t = TAILQ_FIRST(&s->tls)) != NULL) {
+        TAILQ_REMOVE(&s->tls, t, link);
+        if (t->has_wal && !t->broken)
+            save_catalog(t, true);
+        tlw_free(t);
+    }
+    free(s);
+}
+
+void
+walsvc_metrics(walsvc *s, struct evbuffer *out)
+{
+    char id[TARN_ID_STRLEN];
+    uint64_t cum = 0;
+    tlw *t;
+
+    evbuffer_add_printf(
+        out, "# HELP tarn_wal_received_bytes_total WAL bytes received from "
+             "computes.\n# TYPE tarn_wal_received_bytes_total counter\n");
+    TAILQ_FOREACH(t, &s->tls, link)
+    evbuffer_add_printf(out,
+                        "tarn_wal_received_bytes_total{timeline=\"%s\"} "
+                        "%llu\n",
+                        tarn_id_format(&t->timeline, id),
+                        (unsigned long long)t->bytes);
+    evbuffer_add_printf(out, "# HELP tarn_wal_fsyncs_total Group fsyncs of "
+                             "WAL.\n# TYPE tarn_wal_fsyncs_total counter\n");
+    TAILQ_FOREACH(t, &s->tls, link)
+    evbuffer_add_printf(out, "tarn_wal_fsyncs_total{timeline=\"%s\"} %llu\n",
+                        tarn_id_format(&t->timeline, id),
+                        (unsigned long long)t->fsyncs);
+    evbuffer_add_printf(out,
+                        "# HELP tarn_wal_flush_lsn The durable WAL position "
+                        "(an LSN as a number).\n"
+                        "# TYPE tarn_wal_flush_lsn gauge\n");
+    TAILQ_FOREACH(t, &s->tls, link)
+    evbuffer_add_printf(out, "tarn_wal_flush_lsn{timeline=\"%s\"} %llu\n",
+                        tarn_id_format(&t->timeline, id),
+                        (unsigned long long)t->flush);
+    evbuffer_add_printf(out,
+                        "# HELP tarn_wal_flush_lag_bytes How far the durable "
+                        "WAL is behind the compute's end of WAL.\n"
+                        "# TYPE tarn_wal_flush_lag_bytes gauge\n");
+    TAILQ_FOREACH(t, &s->tls, link)
+    evbuffer_add_printf(out,
+                        "tarn_wal_flush_lag_bytes{timeline=\"%s\"} %llu\n",
+                        tarn_id_format(&t->timeline, id),
+                        (unsigned long long)(t->wal_end > t->flush
+                                                 ? t->wal_end - t->flush
+                                                 : 0));
+    evbuffer_add_printf(out, "# HELP tarn_walreceiver_reconnects_total "
+                             "Reconnections to computes.\n"
+                             "# TYPE tarn_walreceiver_reconnects_total "
+                             "counter\n");
+    TAILQ_FOREACH(t, &s->tls, link)
+    {
+        walrecv_stats rs = {0};
+        if (t->recv)
+            walrecv_get_stats(t->recv, &rs);
+        evbuffer_add_printf(out,
+                            "tarn_walreceiver_reconnects_total{timeline=\"%s\"}"
+                            " %llu\n",
+                            tarn_id_format(&t->timeline, id),
+                            (unsigned long long)rs.reconnects);
+    }
+    evbuffer_add_printf(out,
+                        "# HELP tarn_wal_fsync_duration_seconds Time spent in "
+                        "one WAL group fsync.\n"
+                        "# TYPE tarn_wal_fsync_duration_seconds histogram\n");
+    for (int i = 0; i < FSYNC_BUCKETS; i++) {
+        cum = s->fsync_buckets[i];
+        evbuffer_add_printf(out,
+                            "tarn_wal_fsync_duration_seconds_bucket{le=\"%g\"}"
+                            " %llu\n",
+                            fsync_bounds[i], (unsigned long long)cum);
+    }
+    evbuffer_add_printf(out,
+                        "tarn_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} "
+                        "%llu\n"
+                        "tarn_wal_fsync_duration_seconds_sum %.6f\n"
+                        "tarn_wal_fsync_duration_seconds_count %llu\n",
+                        (unsigned long long)s->fsync_count, s->fsync_sum,
+                        (unsigned long long)s->fsync_count);
+}

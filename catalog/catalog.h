@@ -68,9 +68,9 @@ typedef struct catalog_timeline {
     tarn_lsn disk_consistent_lsn;
     tarn_lsn remote_consistent_lsn;
     /* The WAL service's durable state (0 / "" until a compute attached). */
-    uint64_t system_id;     /**< the compute's system identifier */
-    uint32_t wal_seg_size;  /**< its WAL segment size */
-    tarn_lsn wal_start_lsn; /**< first byte of WAL kept, a segment start */
+    uint64_t system_id;       /**< the compute's system identifier */
+    uint32_t wal_seg_size;    /**< its WAL segment size */
+    tarn_lsn wal_start_lsn;   /**< first byte of WAL kept, a segment start */
     tarn_lsn prev_record_lsn; /**< start of the record ending at
                                    wal_flush_lsn (0: unknown) */
     char compute_conninfo[CATALOG_CONNINFO_MAX + 1]; /**< "" = detached */

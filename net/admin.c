@@ -232,27 +232,27 @@ j_opt_time(tarn_time_us t)
 static json_t *
 compute_json(const walsvc_status *ws)
 {
-    if (ws == NULL || (!ws->attached && ws->error[0] == '\0'
-                       && strcmp(ws->receiver_state, "detached") == 0))
+    if (ws == NULL
+        || (!ws->attached && ws->error[0] == '\0'
+            && strcmp(ws->receiver_state, "detached") == 0))
         return json_null();
-    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:b}",
-                     "conninfo", ws->conninfo, "state", ws->receiver_state,
-                     "error", ws->error, "compute_wal_end",
-                     j_lsn(ws->compute_wal_end), "last_message_at",
-                     j_opt_time(ws->last_message_at), "connected_at",
-                     j_opt_time(ws->connected_at), "bytes_received",
-                     (json_int_t)ws->bytes_received, "fsyncs",
-                     (json_int_t)ws->fsyncs, "reconnects",
-                     (json_int_t)ws->reconnects, "stalled", ws->stalled);
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "conninfo",
+        ws->conninfo, "state", ws->receiver_state, "error", ws->error,
+        "compute_wal_end", j_lsn(ws->compute_wal_end), "last_message_at",
+        j_opt_time(ws->last_message_at), "connected_at",
+        j_opt_time(ws->connected_at), "bytes_received",
+        (json_int_t)ws->bytes_received, "fsyncs", (json_int_t)ws->fsyncs,
+        "reconnects", (json_int_t)ws->reconnects, "stalled", ws->stalled);
 }
 
 static json_t *
 timeline_json(admin *a, const catalog_timeline *tl)
 {
     walsvc_status ws;
-    bool live = a->wal != NULL
-                && walsvc_status_get(a->wal, &tl->tenant_id,
-                                     &tl->timeline_id, &ws);
+    bool live =
+        a->wal != NULL
+        && walsvc_status_get(a->wal, &tl->tenant_id, &tl->timeline_id, &ws);
     bool has_wal = live ? ws.has_wal : tl->system_id != 0;
     char sysid[24];
     json_t *o;
@@ -263,12 +263,11 @@ timeline_json(admin *a, const catalog_timeline *tl)
         "tenant_id", j_id(&tl->tenant_id), "timeline_id",
         j_id(&tl->timeline_id), "name", j_name(tl->name),
         "ancestor_timeline_id",
-        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(),
-        "ancestor_lsn",
+        tl->has_ancestor ? j_id(&tl->ancestor_id) : json_null(), "ancestor_lsn",
         tl->has_ancestor ? j_lsn(tl->ancestor_lsn) : json_null(), "state",
-        catalog_tl_state_name(tl->state), "created_at",
-        j_time(tl->created_at), "start_lsn", j_lsn(tl->start_lsn),
-        "last_record_lsn", j_lsn(tl->last_record_lsn), "wal_flush_lsn",
+        catalog_tl_state_name(tl->state), "created_at", j_time(tl->created_at),
+        "start_lsn", j_lsn(tl->start_lsn), "last_record_lsn",
+        j_lsn(tl->last_record_lsn), "wal_flush_lsn",
         j_lsn(live ? ws.flush_lsn : tl->wal_flush_lsn), "disk_consistent_lsn",
         j_lsn(tl->disk_consistent_lsn), "remote_consistent_lsn",
         j_lsn(tl->remote_consistent_lsn), "pg_version", json_integer(15));
@@ -277,17 +276,15 @@ timeline_json(admin *a, const catalog_timeline *tl)
     json_object_set_new(o, "system_id",
                         has_wal ? json_string(sysid) : json_null());
     json_object_set_new(o, "wal_start_lsn",
-                        has_wal ? j_lsn(live ? ws.wal_start
-                                             : tl->wal_start_lsn)
+                        has_wal ? j_lsn(live ? ws.wal_start : tl->wal_start_lsn)
                                 : json_null());
     json_object_set_new(o, "wal_write_lsn",
-                        has_wal ? j_lsn(live ? ws.write_lsn
-                                             : tl->wal_flush_lsn)
+                        has_wal ? j_lsn(live ? ws.write_lsn : tl->wal_flush_lsn)
                                 : json_null());
-    json_object_set_new(o, "prev_record_lsn",
-                        has_wal ? j_lsn(live ? ws.prev_record_lsn
-                                             : tl->prev_record_lsn)
-                                : json_null());
+    json_object_set_new(
+        o, "prev_record_lsn",
+        has_wal ? j_lsn(live ? ws.prev_record_lsn : tl->prev_record_lsn)
+                : json_null());
     json_object_set_new(o, "compute", compute_json(live ? &ws : NULL));
     return o;
 }
@@ -853,8 +850,7 @@ h_compute_detach(admin *a, http_req *r, const route_args *args)
     catalog_timeline tl;
     tarn_err err;
 
-    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl,
-                             &err)
+    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl, &err)
             != TARN_OK
         || walsvc_detach(a->wal, &args->tenant, &args->timeline, &err)
                != TARN_OK

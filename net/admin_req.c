@@ -13,10 +13,10 @@
 #include <string.h>
 
 typedef enum field_type {
-    FT_ID,       /**< 32 hex digits -> tarn_id */
-    FT_NAME,     /**< a catalog name -> char[CATALOG_NAME_MAX + 1] */
-    FT_LSN,      /**< "X/Y" -> tarn_lsn */
-    FT_TIME,     /**< RFC 3339 -> tarn_time_us */
+    FT_ID,        /**< 32 hex digits -> tarn_id */
+    FT_NAME,      /**< a catalog name -> char[CATALOG_NAME_MAX + 1] */
+    FT_LSN,       /**< "X/Y" -> tarn_lsn */
+    FT_TIME,      /**< RFC 3339 -> tarn_time_us */
     FT_PGVERSION, /**< the integer 15 */
     FT_CONNINFO   /**< a libpq connection string -> char[CONNINFO_MAX + 1] */
 } field_type;
@@ -118,8 +118,7 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
             break;
         case FT_CONNINFO:
             if (*s == '\0' || strlen(s) > CATALOG_CONNINFO_MAX) {
-                rc = tarn_err_set(&e, TARN_EINVAL,
-                                  "must be 1 to %d bytes long",
+                rc = tarn_err_set(&e, TARN_EINVAL, "must be 1 to %d bytes long",
                                   CATALOG_CONNINFO_MAX);
                 break;
             }
@@ -231,8 +230,8 @@ admin_parse_compute_attach(const char *body, size_t len,
     tarn_rc rc;
 
     memset(out, 0, sizeof(*out));
-    rc = parse_object(body, len, compute_fields,
-                      TARN_ARRAY_LEN(compute_fields), out, err);
+    rc = parse_object(body, len, compute_fields, TARN_ARRAY_LEN(compute_fields),
+                      out, err);
     if (rc != TARN_OK)
         return rc;
     if (out->conninfo[0] == '\0')

@@ -31,8 +31,7 @@ repl_parse(const uint8_t *buf, size_t len, repl_msg *out, tarn_err *err)
 {
     memset(out, 0, sizeof(*out));
     if (len == 0)
-        return tarn_err_set(err, TARN_EPROTO,
-                            "empty replication message");
+        return tarn_err_set(err, TARN_EPROTO, "empty replication message");
     out->kind = (char)buf[0];
     switch (buf[0]) {
     case REPL_XLOGDATA:
@@ -67,13 +66,12 @@ repl_parse(const uint8_t *buf, size_t len, repl_msg *out, tarn_err *err)
         return TARN_OK;
     }
     return tarn_err_set(err, TARN_EPROTO,
-                        "unexpected replication message type 0x%02x",
-                        buf[0]);
+                        "unexpected replication message type 0x%02x", buf[0]);
 }
 
 void
-repl_build_status(uint8_t *out, tarn_lsn write, tarn_lsn flush,
-                  tarn_lsn apply, int64_t now, bool reply)
+repl_build_status(uint8_t *out, tarn_lsn write, tarn_lsn flush, tarn_lsn apply,
+                  int64_t now, bool reply)
 {
     out[0] = 'r';
     put_be64(out + 1, write);

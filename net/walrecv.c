@@ -60,8 +60,8 @@ static void fail(walrecv *r, const char *reason, bool retry, bool tell);
 const char *
 walrecv_state_name(walrecv_state s)
 {
-    static const char *const names[] = {"connecting", "handshake",
-                                        "streaming", "backoff", "stopped"};
+    static const char *const names[] = {"connecting", "handshake", "streaming",
+                                        "backoff", "stopped"};
     return names[s];
 }
 
@@ -206,8 +206,7 @@ start_streaming(walrecv *r)
         fail(r, err.msg, rc != TARN_ECONFLICT, true);
         return;
     }
-    snprintf(sql, sizeof(sql),
-             "START_REPLICATION PHYSICAL %s TIMELINE %u",
+    snprintf(sql, sizeof(sql), "START_REPLICATION PHYSICAL %s TIMELINE %u",
              tarn_lsn_format(r->start, l), r->ident.tli);
     send_query(r, sql, Q_START);
 }
@@ -263,10 +262,9 @@ handle_result(walrecv *r, PGresult *res)
     case Q_SHOW: {
         int64_t size;
         if (st != PGRES_TUPLES_OK || PQntuples(res) != 1
-            || tarn_size_parse(PQgetvalue(res, 0, 0), &size, &err)
-                   != TARN_OK) {
-            fail(r, "SHOW wal_segment_size returned an unexpected result",
-                 true, true);
+            || tarn_size_parse(PQgetvalue(res, 0, 0), &size, &err) != TARN_OK) {
+            fail(r, "SHOW wal_segment_size returned an unexpected result", true,
+                 true);
             return;
         }
         r->ident.seg_size = (uint32_t)size;
@@ -293,6 +291,11 @@ handle_result(walrecv *r, PGresult *res)
                       tarn_lsn_format(r->start, l));
             if (r->o.cbs.on_streaming != NULL)
                 r->o.cbs.on_streaming(r->o.arg, r->start);
+            if (gen != r->gen)
+                return;
+            /* Report at once, as PostgreSQL's walreceiver does: the
+             * compute then shows our positions without waiting. */
+            walrecv_send_status(r, false);
             if (gen == r->gen)
                 event_active(r->cont_ev, EV_READ, 0);
             return;
@@ -405,8 +408,7 @@ process_copy(walrecv *r)
             char msg[600] = "the compute ended the replication stream";
             while ((res = PQgetResult(r->conn)) != NULL) {
                 if (PQresultStatus(res) == PGRES_FATAL_ERROR)
-                    snprintf(msg, sizeof(msg), "%s",
-                             PQresultErrorMessage(res));
+                    snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
                 PQclear(res);
             }
             fail(r, msg, true, true);
@@ -513,9 +515,9 @@ static void
 on_status_timer(evutil_socket_t fd, short what, void *arg)
 {
     walrecv *r = arg;
-    struct timeval tv = {(time_t)(r->o.status_interval_ms / 1000),
-                         (suseconds_t)((r->o.status_interval_ms % 1000)
-                                       * 1000)};
+    struct timeval tv = {
+        (time_t)(r->o.status_interval_ms / 1000),
+        (suseconds_t)((r->o.status_interval_ms % 1000) * 1000)};
 
     (void)fd;
     (void)what;

@@ -48,8 +48,8 @@ typedef struct walrecv_cbs {
      * begin, or fail: TARN_ECONFLICT refuses the compute for good (no
      * retry), any other error drops the connection and retries.
      */
-    tarn_rc (*on_identify)(void *arg, const walrecv_ident *id,
-                           tarn_lsn *start, tarn_err *err);
+    tarn_rc (*on_identify)(void *arg, const walrecv_ident *id, tarn_lsn *start,
+                           tarn_err *err);
     /** START_REPLICATION failed; the receiver retries after backoff
      * unless the owner stops it from this callback. */
     void (*on_start_failed)(void *arg, const char *msg);
@@ -85,11 +85,11 @@ typedef struct walrecv_opts {
 } walrecv_opts;
 
 typedef struct walrecv_stats {
-    uint64_t bytes;        /**< WAL bytes received */
+    uint64_t bytes; /**< WAL bytes received */
     uint64_t messages;
-    uint64_t reconnects;   /**< connections after the first */
+    uint64_t reconnects; /**< connections after the first */
     uint64_t status_sent;
-    tarn_lsn wal_end;      /**< the compute's last reported end of WAL */
+    tarn_lsn wal_end; /**< the compute's last reported end of WAL */
     tarn_time_us last_msg_at;
     tarn_time_us connected_at;
 } walrecv_stats;

@@ -45,13 +45,13 @@
 #include "storage/pg/walscan.h"
 #include "storage/wal.h"
 
-#define CATALOG_SAVE_US  (1000 * 1000)
-#define ATTACH_GRACE_MS  15000
-#define FSYNC_BUCKETS    13
+#define CATALOG_SAVE_US (1000 * 1000)
+#define ATTACH_GRACE_MS 15000
+#define FSYNC_BUCKETS   13
 
 static const double fsync_bounds[FSYNC_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-    0.025,  0.05,    0.1,    0.25,  0.5,   1.0};
+    0.025,  0.05,    0.1,    0.25,  0.5,    1.0};
 
 typedef enum tl_mode {
     TLM_DETACHED,  /* no compute */
@@ -155,9 +155,10 @@ find(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
 {
     tlw *t;
 
-    TAILQ_FOREACH(t, &s->tls, link)
-    if (tarn_id_equal(&t->tenant, tenant) && tarn_id_equal(&t->timeline, tl))
-        return t;
+    TAILQ_FOREACH (t, &s->tls, link)
+        if (tarn_id_equal(&t->tenant, tenant)
+            && tarn_id_equal(&t->timeline, tl))
+            return t;
     return NULL;
 }
 
@@ -209,10 +210,10 @@ save_catalog(tlw *t, bool force)
     int64_t now = tarn_mono_us();
 
     if (!force
-        && (t->flush == t->saved_flush || now - t->saved_at_us < CATALOG_SAVE_US))
+        && (t->flush == t->saved_flush
+            || now - t->saved_at_us < CATALOG_SAVE_US))
         return;
-    if (catalog_timeline_get(t->svc->o.cat, &t->tenant, &t->timeline, &ct,
-                             &err)
+    if (catalog_timeline_get(t->svc->o.cat, &t->tenant, &t->timeline, &ct, &err)
         != TARN_OK) {
         tlog_error(t->svc->o.log, t->logctx, "save WAL state: %s", err.msg);
         return;
@@ -242,8 +243,11 @@ save_catalog(tlw *t, bool force)
 static tarn_rc
 open_scanner(tlw *t, tarn_err *err)
 {
-    walscan_opts o = {.seg_size = t->seg_size, .sysid = t->sysid, .tli = 1,
-                      .start = t->flush, .prev = t->flush_prev};
+    walscan_opts o = {.seg_size = t->seg_size,
+                      .sysid = t->sysid,
+                      .tli = 1,
+                      .start = t->flush,
+                      .prev = t->flush_prev};
 
     /* At the very start of the WAL a record may be in progress. */
     o.mid_record = t->flush == t->wal_start && t->flush_prev == 0;
@@ -531,8 +535,7 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
                                     "timeline: %s",
                                     serr.msg);
             return tarn_err_set(err, TARN_EPROTO,
-                                "invalid WAL from the compute: %s",
-                                serr.msg);
+                                "invalid WAL from the compute: %s", serr.msg);
         }
     }
     maybe_prealloc(t);
@@ -557,8 +560,7 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
 /* ---- receiver callbacks ----------------------------------------------- */
 
 static tarn_rc
-on_identify(void *arg, const walrecv_ident *id, tarn_lsn *start,
-            tarn_err *err)
+on_identify(void *arg, const walrecv_ident *id, tarn_lsn *start, tarn_err *err)
 {
     tlw *t = arg;
     char l1[TARN_LSN_STRLEN], l2[TARN_LSN_STRLEN];
@@ -677,10 +679,9 @@ on_data(void *arg, tarn_lsn start, const uint8_t *data, size_t len,
     tarn_rc rc;
 
     if (start != t->stream_pos)
-        return tarn_err_set(err, TARN_EPROTO,
-                            "the compute sent WAL at %s, expected %s",
-                            tarn_lsn_format(start, l1),
-                            tarn_lsn_format(t->stream_pos, l2));
+        return tarn_err_set(
+            err, TARN_EPROTO, "the compute sent WAL at %s, expected %s",
+            tarn_lsn_format(start, l1), tarn_lsn_format(t->stream_pos, l2));
     if (t->stream_pos < t->verify_until) {
         uint8_t ours[8192];
         size_t n = (size_t)(t->verify_until - t->stream_pos);
@@ -688,8 +689,8 @@ on_data(void *arg, tarn_lsn start, const uint8_t *data, size_t len,
             n = len;
         for (size_t off = 0; off < n;) {
             size_t k = n - off < sizeof(ours) ? n - off : sizeof(ours);
-            if ((rc = walstore_read(t->store, t->stream_pos + off, ours, k,
-                                    err))
+            if ((rc =
+                     walstore_read(t->store, t->stream_pos + off, ours, k, err))
                 != TARN_OK)
                 return rc;
             if (memcmp(ours, data + off, k) != 0)
@@ -842,14 +843,15 @@ walsvc_attach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
 
     if (s->stopping)
         return tarn_err_set(err, TARN_EUNAVAIL, "tarnd is shutting down");
-    if ((rc = catalog_timeline_get(s->o.cat, tenant, tl, &ct, err))
-        != TARN_OK)
+    if ((rc = catalog_timeline_get(s->o.cat, tenant, tl, &ct, err)) != TARN_OK)
         return rc;
     if (strlen(conninfo) > CATALOG_CONNINFO_MAX)
         return tarn_err_set(err, TARN_EINVAL,
                             "conninfo is longer than %d bytes",
                             CATALOG_CONNINFO_MAX);
     t = find(s, tenant, tl);
+    if (t != NULL && t->broken)
+        return tarn_err_set(err, TARN_ECONFLICT, "%s", t->error);
     if (t != NULL && (t->mode == TLM_ATTACHING || t->mode == TLM_ATTACHED)) {
         walrecv_conninfo_masked(t->conninfo, masked, sizeof(masked));
         return tarn_err_set(err, TARN_ECONFLICT,
@@ -857,8 +859,6 @@ walsvc_attach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
                             "first",
                             masked);
     }
-    if (t != NULL && t->broken)
-        return tarn_err_set(err, TARN_ECONFLICT, "%s", t->error);
     if (t != NULL && t->has_wal && has_start)
         return tarn_err_set(err, TARN_EINVAL,
                             "this timeline already has WAL up to %s; a "
@@ -901,8 +901,7 @@ walsvc_detach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
         return tarn_err_set(err, TARN_ENOTFOUND,
                             "no compute is attached to this timeline");
     if (t->mode == TLM_ATTACHING)
-        attach_finish(t, TARN_EUNAVAIL,
-                      "detached before the attach completed");
+        attach_finish(t, TARN_EUNAVAIL, "detached before the attach completed");
     walrecv_destroy(t->recv);
     t->recv = NULL;
     t->mode = TLM_DETACHED;
@@ -1036,8 +1035,7 @@ recover_timeline(walsvc *s, const catalog_timeline *ct)
     from = mid ? ct->wal_start_lsn : ct->wal_flush_lsn;
     prev = mid ? 0 : ct->prev_record_lsn;
     if (walstore_open(&so, &t->store, &err) != TARN_OK
-        || walstore_recover(t->store, from, prev, mid, &end, &err)
-               != TARN_OK) {
+        || walstore_recover(t->store, from, prev, mid, &end, &err) != TARN_OK) {
         break_timeline(t, err.msg);
         return;
     }
@@ -1068,17 +1066,17 @@ recover_timeline(walsvc *s, const catalog_timeline *ct)
     if (end.cut_bytes)
         tlog_info(s->o.log, t->logctx, "%llu byte(s) after the end: %s",
                   (unsigned long long)end.cut_bytes, end.stop_reason);
-    save_catalog(t, true);
+    /* The attachment outlives restarts: reconnect to the same compute.
+     * (Set before saving, which writes the conninfo of the mode.) */
     if (ct->compute_conninfo[0] != '\0') {
-        snprintf(t->conninfo, sizeof(t->conninfo), "%s",
-                 ct->compute_conninfo);
+        snprintf(t->conninfo, sizeof(t->conninfo), "%s", ct->compute_conninfo);
+        t->mode = TLM_ATTACHED;
         if (start_receiver(t, &err) != TARN_OK) {
             snprintf(t->error, sizeof(t->error), "%s", err.msg);
             t->mode = TLM_REFUSED;
-        } else {
-            t->mode = TLM_ATTACHED;
         }
     }
+    save_catalog(t, true);
 }
 
 tarn_rc
@@ -1124,8 +1122,7 @@ walsvc_stop(walsvc *s)
     tlw *t;
 
     s->stopping = true;
-    TAILQ_FOREACH(t, &s->tls, link)
-    {
+    TAILQ_FOREACH (t, &s->tls, link) {
         if (t->mode == TLM_ATTACHING)
             attach_finish(t, TARN_EUNAVAIL, "tarnd is shutting down");
         if (t->recv != NULL)
@@ -1159,43 +1156,41 @@ walsvc_metrics(walsvc *s, struct evbuffer *out)
     evbuffer_add_printf(
         out, "# HELP tarn_wal_received_bytes_total WAL bytes received from "
              "computes.\n# TYPE tarn_wal_received_bytes_total counter\n");
-    TAILQ_FOREACH(t, &s->tls, link)
-    evbuffer_add_printf(out,
-                        "tarn_wal_received_bytes_total{timeline=\"%s\"} "
-                        "%llu\n",
-                        tarn_id_format(&t->timeline, id),
-                        (unsigned long long)t->bytes);
+    TAILQ_FOREACH (t, &s->tls, link)
+        evbuffer_add_printf(out,
+                            "tarn_wal_received_bytes_total{timeline=\"%s\"} "
+                            "%llu\n",
+                            tarn_id_format(&t->timeline, id),
+                            (unsigned long long)t->bytes);
     evbuffer_add_printf(out, "# HELP tarn_wal_fsyncs_total Group fsyncs of "
                              "WAL.\n# TYPE tarn_wal_fsyncs_total counter\n");
-    TAILQ_FOREACH(t, &s->tls, link)
-    evbuffer_add_printf(out, "tarn_wal_fsyncs_total{timeline=\"%s\"} %llu\n",
-                        tarn_id_format(&t->timeline, id),
-                        (unsigned long long)t->fsyncs);
+    TAILQ_FOREACH (t, &s->tls, link)
+        evbuffer_add_printf(
+            out, "tarn_wal_fsyncs_total{timeline=\"%s\"} %llu\n",
+            tarn_id_format(&t->timeline, id), (unsigned long long)t->fsyncs);
     evbuffer_add_printf(out,
                         "# HELP tarn_wal_flush_lsn The durable WAL position "
                         "(an LSN as a number).\n"
                         "# TYPE tarn_wal_flush_lsn gauge\n");
-    TAILQ_FOREACH(t, &s->tls, link)
-    evbuffer_add_printf(out, "tarn_wal_flush_lsn{timeline=\"%s\"} %llu\n",
-                        tarn_id_format(&t->timeline, id),
-                        (unsigned long long)t->flush);
+    TAILQ_FOREACH (t, &s->tls, link)
+        evbuffer_add_printf(out, "tarn_wal_flush_lsn{timeline=\"%s\"} %llu\n",
+                            tarn_id_format(&t->timeline, id),
+                            (unsigned long long)t->flush);
     evbuffer_add_printf(out,
                         "# HELP tarn_wal_flush_lag_bytes How far the durable "
                         "WAL is behind the compute's end of WAL.\n"
                         "# TYPE tarn_wal_flush_lag_bytes gauge\n");
-    TAILQ_FOREACH(t, &s->tls, link)
-    evbuffer_add_printf(out,
-                        "tarn_wal_flush_lag_bytes{timeline=\"%s\"} %llu\n",
-                        tarn_id_format(&t->timeline, id),
-                        (unsigned long long)(t->wal_end > t->flush
-                                                 ? t->wal_end - t->flush
-                                                 : 0));
+    TAILQ_FOREACH (t, &s->tls, link)
+        evbuffer_add_printf(
+            out, "tarn_wal_flush_lag_bytes{timeline=\"%s\"} %llu\n",
+            tarn_id_format(&t->timeline, id),
+            (unsigned long long)(t->wal_end > t->flush ? t->wal_end - t->flush
+                                                       : 0));
     evbuffer_add_printf(out, "# HELP tarn_walreceiver_reconnects_total "
                              "Reconnections to computes.\n"
                              "# TYPE tarn_walreceiver_reconnects_total "
                              "counter\n");
-    TAILQ_FOREACH(t, &s->tls, link)
-    {
+    TAILQ_FOREACH (t, &s->tls, link) {
         walrecv_stats rs = {0};
         if (t->recv)
             walrecv_get_stats(t->recv, &rs);

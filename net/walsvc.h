@@ -46,22 +46,22 @@ typedef struct walsvc_opts {
 typedef struct walsvc_status {
     bool has_wal;
     tarn_lsn wal_start;
-    tarn_lsn write_lsn;  /**< bytes written (may be mid-record) */
-    tarn_lsn flush_lsn;  /**< durable end of the last complete record */
+    tarn_lsn write_lsn; /**< bytes written (may be mid-record) */
+    tarn_lsn flush_lsn; /**< durable end of the last complete record */
     tarn_lsn prev_record_lsn;
     bool attached;
     const char *receiver_state; /**< walrecv_state_name(), or "detached",
                                      "refused", "broken" */
     const char *error;          /**< "" when none */
     char conninfo[CATALOG_CONNINFO_MAX + 64]; /**< password masked */
-    tarn_lsn compute_wal_end;   /**< the compute's last reported end */
+    tarn_lsn compute_wal_end; /**< the compute's last reported end */
     tarn_time_us last_message_at;
     tarn_time_us connected_at;
     uint64_t bytes_received;
     uint64_t fsyncs;
     uint64_t reconnects;
-    bool stalled;               /**< writes fail with a full disk */
-    bool broken;                /**< stopped after a failed fsync */
+    bool stalled; /**< writes fail with a full disk */
+    bool broken;  /**< stopped after a failed fsync */
 } walsvc_status;
 
 /** Answer of an asynchronous attach: TARN_OK or an error and message. */

@@ -45,8 +45,8 @@ struct walstore {
     walstore_opts o;
     char dir[PATH_MAX];
     tarn_lsn start, write_pos, synced;
-    seg cur;                      /* the segment at write_pos */
-    seg pending[MAX_PENDING];     /* complete, awaiting sync or rename */
+    seg cur;                  /* the segment at write_pos */
+    seg pending[MAX_PENDING]; /* complete, awaiting sync or rename */
     int npending;
     bool sync_inflight, prealloc_inflight;
 };
@@ -506,8 +506,7 @@ walstore_prealloc_abandon(walstore *w, walstore_prealloc_job *job)
 }
 
 tarn_rc
-walstore_prealloc_finish(walstore *w, walstore_prealloc_job *job,
-                         tarn_err *err)
+walstore_prealloc_finish(walstore *w, walstore_prealloc_job *job, tarn_err *err)
 {
     w->prealloc_inflight = false;
     if (job->errnum != 0)
@@ -580,8 +579,11 @@ tarn_rc
 walstore_recover(walstore *w, tarn_lsn from, tarn_lsn prev, bool from_mid,
                  walstore_end *out, tarn_err *err)
 {
-    walscan_opts so = {.seg_size = w->o.seg_size, .sysid = w->o.sysid,
-                       .tli = w->o.tli, .start = from, .mid_record = from_mid,
+    walscan_opts so = {.seg_size = w->o.seg_size,
+                       .sysid = w->o.sysid,
+                       .tli = w->o.tli,
+                       .start = from,
+                       .mid_record = from_mid,
                        .prev = prev};
     recover_ctx ctx = {0};
     uint8_t *buf = NULL;
@@ -645,8 +647,8 @@ walstore_recover(walstore *w, tarn_lsn from, tarn_lsn prev, bool from_mid,
      * name complete segments finally and the current one partially. */
     end_segno = out->end / w->o.seg_size;
     if (out->end % w->o.seg_size != 0) {
-        rc = zero_tail(w, end_segno, out->end % w->o.seg_size,
-                       &out->cut_bytes, err);
+        rc = zero_tail(w, end_segno, out->end % w->o.seg_size, &out->cut_bytes,
+                       err);
         if (rc != TARN_OK)
             goto done;
     }
@@ -665,13 +667,12 @@ walstore_recover(walstore *w, tarn_lsn from, tarn_lsn prev, bool from_mid,
             unlink(path);
             continue;
         }
-        if (!pg_wal_file_parse(de->d_name, w->o.seg_size, &tli, &no,
-                               &partial)
+        if (!pg_wal_file_parse(de->d_name, w->o.seg_size, &tli, &no, &partial)
             || tli != w->o.tli)
             continue;
         snprintf(path, sizeof(path), "%s/%s", w->dir, de->d_name);
-        bool beyond = out->end % w->o.seg_size == 0 ? no >= end_segno
-                                                     : no > end_segno;
+        bool beyond =
+            out->end % w->o.seg_size == 0 ? no >= end_segno : no > end_segno;
         if (beyond) {
             if (unlink(path) != 0) {
                 rc = tarn_err_errno(err, errno, "remove %s", path);

@@ -38,10 +38,10 @@ typedef struct walstore_opts {
 
 /** What walstore_recover() found. */
 typedef struct walstore_end {
-    tarn_lsn end;        /**< end of the last valid record */
-    tarn_lsn last_start; /**< start of that record (0: none seen) */
-    uint64_t records;    /**< records checked */
-    uint64_t cut_bytes;  /**< bytes of torn tail zeroed */
+    tarn_lsn end;                   /**< end of the last valid record */
+    tarn_lsn last_start;            /**< start of that record (0: none seen) */
+    uint64_t records;               /**< records checked */
+    uint64_t cut_bytes;             /**< bytes of torn tail zeroed */
     char stop_reason[TARN_ERR_MSG]; /**< why the scan stopped */
 } walstore_end;
 

@@ -73,8 +73,8 @@ static const cfg_key keys[] = {
         "10s", 1 * SEC, 3600 * SEC, false,
         "How long connecting to a compute may take before the attempt "
         "fails."),
-    KEY("wal_reconnect_max", wal_reconnect_max_ms, "wal", CFG_DURATION,
-        "5s", 100, 3600 * SEC, false,
+    KEY("wal_reconnect_max", wal_reconnect_max_ms, "wal", CFG_DURATION, "5s",
+        100, 3600 * SEC, false,
         "Reconnects to a compute back off exponentially from 100ms up to "
         "this delay."),
     KEY("catalog_map_size", catalog_map_size, "catalog", CFG_SIZE, "64MB",

@@ -68,8 +68,9 @@ class Response:
 class Tarnd:
     """One tarnd process with its own data directory and ports."""
 
-    def __init__(self, tmp_path, sets=None, config=None):
+    def __init__(self, tmp_path, sets=None, config=None, env=None):
         self.dir = tmp_path
+        self.env = env
         self.data_dir = tmp_path / "data"
         self.port = free_port()
         self.page_port = free_port()
@@ -99,8 +100,12 @@ class Tarnd:
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            env.update(self.env)
         self.proc = subprocess.Popen(self.argv(), stdout=self.log,
-                                     stderr=self.log)
+                                     stderr=self.log, env=env)
         if wait:
             self.wait_ready()
         return self
@@ -188,6 +193,20 @@ class Tarnd:
         assert r.status == 201, r
         return r.json
 
+    def wal_dir(self, tenant, timeline):
+        return (self.data_dir / "tenants" / tenant / "timelines" / timeline
+                / "wal")
+
+    def timeline(self, tenant, timeline):
+        r = self.get(f"/v1/tenant/{tenant}/timeline/{timeline}")
+        assert r.status == 200, r
+        return r.json
+
+    def attach(self, tenant, timeline, conninfo, **body):
+        body["conninfo"] = conninfo
+        return self.post(f"/v1/tenant/{tenant}/timeline/{timeline}/compute",
+                         body, timeout=60)
+
     def raw(self, data, read_until_close=True, timeout=5):
         """Send raw bytes; return everything the server answers."""
         with socket.create_connection(("127.0.0.1", self.port),
@@ -237,6 +256,22 @@ def assert_clean_exit(t):
 
 
 @pytest.fixture
+def compute_factory():
+    """Make PostgreSQL 15 computes; all are stopped and removed after."""
+    from pg import Compute
+    made = []
+
+    def make(**kw):
+        c = Compute(**kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.cleanup()
+
+
+@pytest.fixture
 def tarnd(tmp_path):
     t = Tarnd(tmp_path).start()
     yield t
@@ -248,10 +283,10 @@ def make_tarnd(tmp_path):
     """Factory for tests that need custom settings or several servers."""
     made = []
 
-    def make(sets=None, config=None, start=True, sub="a"):
+    def make(sets=None, config=None, start=True, sub="a", env=None):
         d = tmp_path / sub
         d.mkdir(exist_ok=True)
-        t = Tarnd(d, sets=sets, config=config)
+        t = Tarnd(d, sets=sets, config=config, env=env)
         made.append(t)
         return t.start() if start else t
 

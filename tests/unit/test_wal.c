@@ -194,8 +194,8 @@ test_rewind_and_rewrite(void **state)
     write_all(f->w, f->data, part);
     sync_now(f->w);
     /* Back into the previous, complete segment, and on again. */
-    assert_int_equal(
-        walstore_set_write_pos(f->w, 2ULL * SEG + SEG - 100, &e), TARN_OK);
+    assert_int_equal(walstore_set_write_pos(f->w, 2ULL * SEG + SEG - 100, &e),
+                     TARN_OK);
     assert_int_equal(walstore_set_write_pos(f->w, 1, &e), TARN_EINVAL);
     write_all(f->w, f->data + SEG - 100, f->len - (SEG - 100));
     sync_now(f->w);
@@ -226,8 +226,7 @@ test_recover_torn_tail(void **state)
     sync_now(f->w);
     walstore_close(f->w);
     /* Garbage after the torn record, as a crash mid-write might leave. */
-    snprintf(path, sizeof(path), "%s/000000010000000000000004.partial",
-             f->dir);
+    snprintf(path, sizeof(path), "%s/000000010000000000000004.partial", f->dir);
     fd = open(path, O_WRONLY);
     assert_true(fd >= 0);
     assert_int_equal(pwrite(fd, "garbage!", 8, (off_t)(keep - 2 * SEG + 64)),
@@ -235,8 +234,8 @@ test_recover_torn_tail(void **state)
     close(fd);
     f->w = open_store(f->dir);
     /* From the start of the WAL (no catalog position). */
-    assert_int_equal(
-        walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e), TARN_OK);
+    assert_int_equal(walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e),
+                     TARN_OK);
     assert_true(end.end < 2ULL * SEG + keep);
     assert_true(end.end > 2ULL * SEG + keep - 12000);
     assert_true(end.records > 100);
@@ -248,16 +247,15 @@ test_recover_torn_tail(void **state)
     tarn_lsn first_end = end.end, last_start = end.last_start;
     walstore_close(f->w);
     f->w = open_store(f->dir);
-    assert_int_equal(walstore_recover(f->w, 3ULL * SEG + 8192 + 24 * 0, 0,
-                                      true, &end, &e),
-                     TARN_OK);
+    assert_int_equal(
+        walstore_recover(f->w, 3ULL * SEG + 8192 + 24 * 0, 0, true, &end, &e),
+        TARN_OK);
     assert_true(end.end == first_end && end.last_start == last_start);
     assert_int_equal(end.cut_bytes, 0);
     /* The tail after the end reads as zeros. */
     {
         uint8_t back[100], zero[100] = {0};
-        assert_int_equal(walstore_read(f->w, end.end, back, 100, &e),
-                         TARN_OK);
+        assert_int_equal(walstore_read(f->w, end.end, back, 100, &e), TARN_OK);
         assert_memory_equal(back, zero, 100);
     }
     /* And writing resumes there. */
@@ -267,8 +265,8 @@ test_recover_torn_tail(void **state)
     sync_now(f->w);
     walstore_close(f->w);
     f->w = open_store(f->dir);
-    assert_int_equal(
-        walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e), TARN_OK);
+    assert_int_equal(walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e),
+                     TARN_OK);
     assert_true(end.end == f->last_end);
     assert_true(end.last_start == f->last_start);
 }
@@ -291,8 +289,8 @@ test_recover_renames(void **state)
     snprintf(b, sizeof(b), "%s/000000010000000000000003.partial", f->dir);
     assert_int_equal(rename(a, b), 0);
     f->w = open_store(f->dir);
-    assert_int_equal(
-        walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e), TARN_OK);
+    assert_int_equal(walstore_recover(f->w, 2ULL * SEG, 0, true, &end, &e),
+                     TARN_OK);
     assert_true(end.end == f->last_end);
     assert_true(exists(f, "000000010000000000000003"));
     assert_false(exists(f, "000000010000000000000003.partial"));
@@ -309,8 +307,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_recover_torn_tail, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_recover_renames, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_recover_renames, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

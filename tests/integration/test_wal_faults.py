@@ -1,0 +1,97 @@
+"""Failure semantics of the WAL service, with an LD_PRELOAD shim that makes
+WAL I/O fail on demand (tests/faultinject): a failed fdatasync stops the
+timeline and nothing past the last good flush is ever acknowledged; a full
+disk stalls acknowledgement, which resumes once writes succeed."""
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, wait_until
+from pg import PG_BIN, lsn, read_wal
+
+SHIM = BUILD / "tests" / "faultinject" / "faultinject.so"
+
+
+@pytest.fixture
+def faulty(make_tarnd, compute_factory, tmp_path):
+    control = tmp_path / "faults"
+    control.write_text("")
+    env = {"LD_PRELOAD": str(SHIM), "TARN_FAULT_FILE": str(control),
+           "ASAN_OPTIONS": "verify_asan_link_order=0:detect_leaks=1"}
+    t = make_tarnd({"wal_reconnect_max": "500ms"}, env=env)
+    c = compute_factory().initdb().start()
+    tenant = t.create_tenant()["id"]
+    tl = t.create_timeline(tenant, name="main")["timeline_id"]
+    r = t.attach(tenant, tl, c.conninfo())
+    assert r.status == 200, r
+    c.psql("CREATE TABLE t(x int)")
+    return t, c, tenant, tl, control
+
+
+def insert_in_background(c, value):
+    return subprocess.Popen([str(PG_BIN / "psql"), "-X", "-h", "127.0.0.1",
+                             "-p", str(c.port), "-U", "postgres", "-c",
+                             f"INSERT INTO t VALUES ({value})"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_fdatasync_eio_acknowledges_nothing_more(faulty):
+    t, c, tenant, tl, control = faulty
+    good = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
+    control.write_text("fdatasync=EIO\n")
+    ins = insert_in_background(c, 1)
+    wait_until(lambda: t.timeline(tenant, tl)["compute"]["state"] == "broken",
+               10, lambda: str(t.timeline(tenant, tl)))
+    d = t.timeline(tenant, tl)
+    assert "fdatasync" in d["compute"]["error"]
+    assert "nothing past" in d["compute"]["error"]
+    assert lsn(d["wal_flush_lsn"]) == good
+    # Not retried and acknowledged later: the commit stays blocked.
+    control.write_text("")
+    time.sleep(2)
+    assert ins.poll() is None, "the commit returned without a durable ack"
+    assert lsn(t.timeline(tenant, tl)["wal_flush_lsn"]) == good
+    assert all(lsn(r["flush_lsn"]) <= good for r in c.replication()
+               if r["flush_lsn"])
+    # A second attach is refused while broken.
+    r = t.attach(tenant, tl, c.conninfo())
+    assert r.status == 409 and "stopped" in r.msg
+    # A restart re-reads the WAL from disk and carries on.
+    t.kill9()
+    t.start()
+    assert ins.wait(30) == 0, ins.stderr.read()
+    c.psql("INSERT INTO t VALUES (2)")
+    end = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
+    assert end > good
+    start = lsn(t.timeline(tenant, tl)["wal_start_lsn"])
+    assert read_wal(t.wal_dir(tenant, tl), start, end) == \
+        read_wal(c.pg_wal, start, end)
+
+
+def test_enospc_stalls_then_recovers(faulty):
+    t, c, tenant, tl, control = faulty
+    good = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
+    control.write_text("write=ENOSPC\n")
+    ins = insert_in_background(c, 1)
+    wait_until(lambda: (t.timeline(tenant, tl)["compute"] or {}).get(
+        "stalled"), 10, lambda: str(t.timeline(tenant, tl)))
+    d = t.timeline(tenant, tl)
+    assert "disk full" in d["compute"]["error"]
+    time.sleep(1.5)
+    assert ins.poll() is None, "a commit was acknowledged during the stall"
+    assert lsn(t.timeline(tenant, tl)["wal_flush_lsn"]) == good
+    assert all(lsn(r["flush_lsn"]) <= good for r in c.replication()
+               if r["flush_lsn"])
+    assert "disk full writing WAL" in t.log_text()
+    # Space comes back: the stall ends by itself.
+    control.write_text("")
+    assert ins.wait(30) == 0, ins.stderr.read()
+    wait_until(lambda: not t.timeline(tenant, tl)["compute"]["stalled"], 10)
+    assert t.timeline(tenant, tl)["compute"]["state"] == "streaming"
+    assert "WAL writes succeed again" in t.log_text()
+    end = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
+    assert end > good
+    start = lsn(t.timeline(tenant, tl)["wal_start_lsn"])
+    assert read_wal(t.wal_dir(tenant, tl), start, end) == \
+        read_wal(c.pg_wal, start, end)

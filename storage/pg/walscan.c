@@ -54,8 +54,9 @@ struct walscan {
 
     tarn_lsn exp_prev;                   /* start of the last complete record */
     tarn_lsn boundary, boundary_start;   /* last record end <= pos, its start */
-    tarn_lsn pending_end, pending_start; /* an XLOG_SWITCH whose dead tail
-                                            has not arrived yet */
+    tarn_lsn pending_end, pending_start; /* a record end whose padding
+                                             or dead segment tail has not
+                                             been fed yet */
     uint64_t sysid;
     uint32_t tli;
 
@@ -277,6 +278,17 @@ check_header(walscan *s, tarn_err *err)
     return TARN_OK;
 }
 
+/* A pending record end becomes the boundary once the bytes reach it. */
+static void
+settle_boundary(walscan *s)
+{
+    if (s->pending_end != 0 && s->pos >= s->pending_end) {
+        s->boundary = s->pending_end;
+        s->boundary_start = s->pending_start;
+        s->pending_end = 0;
+    }
+}
+
 static tarn_rc
 finish_record(walscan *s, walscan_fn cb, void *arg, tarn_err *err)
 {
@@ -308,15 +320,14 @@ finish_record(walscan *s, walscan_fn cb, void *arg, tarn_err *err)
     s->exp_prev = r.start;
     if (s->mode == M_SWITCH && s->pos == r.end)
         s->mode = M_RECHDR;
-    if (r.end <= s->pos || s->mode != M_SWITCH) {
-        s->boundary = r.end;
-        s->boundary_start = r.start;
-    } else {
-        /* The switch record ends where the segment does; until its dead
-         * tail has been fed, the last safe boundary stays where it was. */
-        s->pending_end = r.end;
-        s->pending_start = r.start;
-    }
+    /*
+     * EndRecPtr lies past the padding, and for a switch record at the end
+     * of the segment.  Until those bytes have been fed, the last safe
+     * boundary stays where it was (see settle_boundary()).
+     */
+    s->pending_end = r.end;
+    s->pending_start = r.start;
+    settle_boundary(s);
     if (cb != NULL) {
         tarn_rc rc = cb(arg, &r, err);
         if (rc != TARN_OK) {
@@ -377,7 +388,8 @@ walscan_feed(walscan *s, const uint8_t *p, size_t len, walscan_fn cb, void *arg,
             len -= n;
             if (s->skip_left == 0) {
                 s->mode = M_PAD;
-                s->boundary = PG_MAXALIGN(s->pos);
+                s->pending_end = PG_MAXALIGN(s->pos);
+                s->pending_start = 0;
             }
             break;
         case M_PAD:
@@ -443,14 +455,12 @@ walscan_feed(walscan *s, const uint8_t *p, size_t len, walscan_fn cb, void *arg,
             s->pos += n;
             p += n;
             len -= n;
-            if (s->pos % s->o.seg_size == 0) {
+            if (s->pos % s->o.seg_size == 0)
                 s->mode = M_RECHDR;
-                s->boundary = s->pending_end;
-                s->boundary_start = s->pending_start;
-            }
             break;
         }
         }
+        settle_boundary(s);
     }
     return TARN_OK;
 }

@@ -80,12 +80,11 @@ typedef ssize_t (*write_fn)(int, const void *, size_t);
 typedef ssize_t (*pwrite_fn)(int, const void *, size_t, off_t);
 typedef int (*sync_fn)(int);
 
-#define REAL(name, type)                                                  \
-    static type real_##name;                                              \
-    if (real_##name == NULL)                                              \
-    {                                                                     \
-        void *sym_ = dlsym(RTLD_NEXT, #name);                             \
-        memcpy(&real_##name, &sym_, sizeof(sym_));                        \
+#define REAL(name, type)                           \
+    static type real_##name;                       \
+    if (real_##name == NULL) {                     \
+        void *sym_ = dlsym(RTLD_NEXT, #name);      \
+        memcpy(&real_##name, &sym_, sizeof(sym_)); \
     }
 
 ssize_t

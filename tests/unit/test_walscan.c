@@ -300,6 +300,41 @@ test_switch(void **state)
     walgen_destroy(g);
 }
 
+/* A record's end counts only once its padding has been fed. */
+static void
+test_boundary_waits_for_padding(void **state)
+{
+    walgen *g;
+    tarn_err e;
+    tarn_lsn s0, e0, s1, e1;
+    const uint8_t *data;
+    size_t len;
+    walscan *s;
+    walscan_opts o = {.seg_size = SEG, .start = 0};
+
+    (void)state;
+    assert_int_equal(walgen_create(SYSID, SEG, 1, 0, 0, &g, &e), TARN_OK);
+    assert_int_equal(walgen_append(g, 1, 0, 0, "abcd", 4, &s0, &e0, &e),
+                     TARN_OK);
+    assert_int_equal(walgen_append(g, 1, 0, 0, "abc", 3, &s1, &e1, &e),
+                     TARN_OK);
+    assert_true((s1 + 27) % 8 != 0); /* the second one needs padding */
+    data = walgen_data(g, &len);
+    assert_int_equal(walscan_create(&o, &s, &e), TARN_OK);
+    assert_int_equal(walscan_feed(s, data, (size_t)(s1 + 27), NULL, NULL, &e),
+                     TARN_OK);
+    assert_true(walscan_pos(s) == s1 + 27);
+    assert_true(walscan_boundary(s) == e0); /* not e1: padding missing */
+    assert_true(walscan_last_start(s) == s0);
+    assert_int_equal(walscan_feed(s, data + s1 + 27, len - (size_t)(s1 + 27),
+                                  NULL, NULL, &e),
+                     TARN_OK);
+    assert_true(walscan_boundary(s) == e1);
+    assert_true(walscan_last_start(s) == s1);
+    walscan_destroy(s);
+    walgen_destroy(g);
+}
+
 static tarn_rc
 scan_all(const uint8_t *data, size_t len, tarn_lsn start, tarn_lsn prev,
          uint64_t sysid, seen *out, tarn_err *e)
@@ -496,6 +531,7 @@ main(void)
         cmocka_unit_test(test_split_header),
         cmocka_unit_test(test_mid_record_start),
         cmocka_unit_test(test_switch),
+        cmocka_unit_test(test_boundary_waits_for_padding),
         cmocka_unit_test(test_damage),
         cmocka_unit_test(test_overwrite_contrecord),
         cmocka_unit_test(test_file_names),

@@ -20,11 +20,13 @@
  */
 #include "net/walrecv.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "net/replmsg.h"
 
@@ -118,6 +120,11 @@ close_conn(walrecv *r)
     event_del(r->status_ev);
     event_del(r->cont_ev);
     if (r->conn != NULL) {
+        /* No worker may write to the socket once libpq closes it. */
+        pthread_mutex_lock(&r->o.ack->mu);
+        r->o.ack->fd = -1;
+        r->o.ack->tail_len = 0;
+        pthread_mutex_unlock(&r->o.ack->mu);
         PQfinish(r->conn);
         r->conn = NULL;
     }
@@ -280,6 +287,11 @@ handle_result(walrecv *r, PGresult *res)
                 (suseconds_t)((r->o.status_interval_ms % 1000) * 1000)};
             set_state(r, WALRECV_STREAMING);
             r->query = Q_NONE;
+            pthread_mutex_lock(&r->o.ack->mu);
+            r->o.ack->fd = PQsocket(r->conn);
+            r->o.ack->write = r->o.ack->flush = r->o.ack->apply = 0;
+            r->o.ack->tail_len = 0;
+            pthread_mutex_unlock(&r->o.ack->mu);
             event_del(r->tmo_ev);
             event_add(r->status_ev, &tv);
             r->st.connected_at = tarn_now_us();
@@ -295,7 +307,7 @@ handle_result(walrecv *r, PGresult *res)
                 return;
             /* Report at once, as PostgreSQL's walreceiver does: the
              * compute then shows our positions without waiting. */
-            walrecv_send_status(r, false);
+            walrecv_send_status(r, false, true);
             if (gen == r->gen)
                 event_active(r->cont_ev, EV_READ, 0);
             return;
@@ -368,7 +380,7 @@ handle_msg(walrecv *r, const uint8_t *buf, size_t len)
     }
     if (m.kind == REPL_KEEPALIVE) {
         if (m.reply_requested)
-            walrecv_send_status(r, false);
+            walrecv_send_status(r, false, true);
         return;
     }
     r->st.bytes += m.len;
@@ -400,8 +412,12 @@ process_copy(walrecv *r)
             bytes += (size_t)n;
             continue;
         }
-        if (n == 0)
+        if (n == 0) {
+            /* All caught up: let the owner act on the whole burst. */
+            if (r->o.cbs.on_drained != NULL)
+                r->o.cbs.on_drained(r->o.arg);
             return; /* wait for the socket */
+        }
         if (n == -1) {
             /* The server ended the stream (shutdown, timeline switch). */
             PGresult *res;
@@ -523,7 +539,7 @@ on_status_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->state != WALRECV_STREAMING)
         return;
-    walrecv_send_status(r, false);
+    walrecv_send_status(r, false, true);
     if (r->state == WALRECV_STREAMING)
         event_add(r->status_ev, &tv);
 }
@@ -582,21 +598,106 @@ walrecv_disconnect(walrecv *r, const char *reason, bool retry)
 }
 
 void
-walrecv_send_status(walrecv *r, bool reply_requested)
+walrecv_send_status(walrecv *r, bool reply_requested, bool force)
 {
-    uint8_t buf[REPL_STATUS_LEN];
     tarn_lsn w = 0, f = 0, a = 0;
+    uint64_t tag;
 
     if (r->state != WALRECV_STREAMING || r->conn == NULL)
         return;
     r->o.cbs.positions(r->o.arg, &w, &f, &a);
-    repl_build_status(buf, w, f, a, repl_now(), reply_requested);
-    if (PQputCopyData(r->conn, (const char *)buf, sizeof(buf)) < 0) {
-        fail(r, PQerrorMessage(r->conn), true, true);
-        return;
+    pthread_mutex_lock(&r->o.ack->mu);
+    tag = r->o.ack->tag;
+    pthread_mutex_unlock(&r->o.ack->mu);
+    if (walrecv_ack_send(r->o.ack, tag, w, f, a, force, reply_requested))
+        r->st.status_sent++;
+}
+
+void
+walrecv_ack_init(walrecv_ack *a)
+{
+    memset(a, 0, sizeof(*a));
+    pthread_mutex_init(&a->mu, NULL);
+    a->fd = -1;
+}
+
+void
+walrecv_ack_destroy(walrecv_ack *a)
+{
+    pthread_mutex_destroy(&a->mu);
+}
+
+void
+walrecv_ack_set_tag(walrecv_ack *a, uint64_t tag)
+{
+    pthread_mutex_lock(&a->mu);
+    a->tag = tag;
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Push queued bytes; false if the socket takes no more now. */
+static bool
+ack_push(walrecv_ack *a)
+{
+    while (a->tail_len > 0) {
+        ssize_t n =
+            send(a->fd, a->tail, a->tail_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* EAGAIN: later.  Anything else: the reactor sees it too. */
+            return false;
+        }
+        memmove(a->tail, a->tail + n, a->tail_len - (size_t)n);
+        a->tail_len -= (size_t)n;
     }
-    r->st.status_sent++;
-    flush_out(r);
+    return true;
+}
+
+bool
+walrecv_ack_send(walrecv_ack *a, uint64_t tag, tarn_lsn write, tarn_lsn flush,
+                 tarn_lsn apply, bool force, bool reply_requested)
+{
+    uint8_t frame[5 + REPL_STATUS_LEN];
+    bool queued = false;
+
+    pthread_mutex_lock(&a->mu);
+    if (a->fd < 0 || a->tag != tag)
+        goto out;
+    /* Positions never go backwards on one connection. */
+    if (write < a->write)
+        write = a->write;
+    if (flush < a->flush)
+        flush = a->flush;
+    if (apply < a->apply)
+        apply = a->apply;
+    if (!force && write == a->write && flush == a->flush && apply == a->apply)
+        goto out;
+    /* A CopyData message: 'd', int32 length (itself included), payload. */
+    frame[0] = 'd';
+    frame[1] = 0;
+    frame[2] = 0;
+    frame[3] = 0;
+    frame[4] = 4 + REPL_STATUS_LEN;
+    repl_build_status(frame + 5, write, flush, apply, repl_now(),
+                      reply_requested);
+    ack_push(a);
+    /* If an earlier frame is still stuck, this one waits behind it (the
+     * socket is full only when the compute stopped reading: the next update
+     * carries the same news, so one that does not fit is dropped). */
+    if (a->tail_len + sizeof(frame) <= sizeof(a->tail)) {
+        memcpy(a->tail + a->tail_len, frame, sizeof(frame));
+        a->tail_len += sizeof(frame);
+        a->write = write;
+        a->flush = flush;
+        a->apply = apply;
+        a->sent++;
+        queued = true;
+        ack_push(a);
+    }
+out:
+    pthread_mutex_unlock(&a->mu);
+    return queued;
 }
 
 void

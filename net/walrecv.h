@@ -15,6 +15,7 @@
 #ifndef TARN_NET_WALRECV_H
 #define TARN_NET_WALRECV_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,41 @@
 
 struct event_base;
 typedef struct walrecv walrecv;
+
+/**
+ * The ack channel: the way standby status updates reach the compute, and
+ * the one part of a receiver that another thread may use.  A worker that
+ * has just made WAL durable acknowledges it here at once, without a trip
+ * through the reactor.  Every status update, the reactor's included, is
+ * written through it as one whole CopyData frame under its mutex, and
+ * nothing else writes to the connection while it streams, so frames never
+ * interleave.  The owner allocates it, keeps it alive for as long as any
+ * worker may use it, and passes it to walrecv_create().
+ */
+typedef struct walrecv_ack {
+    pthread_mutex_t mu;
+    int fd;       /**< the streaming connection's socket, or -1 */
+    uint64_t tag; /**< set by the owner per connection (its epoch) */
+    tarn_lsn write, flush, apply; /**< the latest sent on this connection */
+    uint8_t tail[80]; /**< bytes of frames the socket did not take yet */
+    size_t tail_len;
+    uint64_t sent;
+} walrecv_ack;
+
+void walrecv_ack_init(walrecv_ack *a);
+void walrecv_ack_destroy(walrecv_ack *a);
+
+/** Owner: tag the current connection (a worker acks only with it). */
+void walrecv_ack_set_tag(walrecv_ack *a, uint64_t tag);
+
+/**
+ * Send a standby status update from any thread, if the connection with
+ * @p tag is streaming and the update reports progress (or @p force).
+ * @return true if a frame was sent or queued.
+ */
+bool walrecv_ack_send(walrecv_ack *a, uint64_t tag, tarn_lsn write,
+                      tarn_lsn flush, tarn_lsn apply, bool force,
+                      bool reply_requested);
 
 typedef enum walrecv_state {
     WALRECV_CONNECTING, /**< opening the connection */
@@ -63,6 +99,12 @@ typedef struct walrecv_cbs {
      */
     tarn_rc (*on_data)(void *arg, tarn_lsn start, const uint8_t *data,
                        size_t len, tarn_err *err);
+    /**
+     * Everything received so far has been handed over: the socket and
+     * libpq's buffer are empty.  The place to start a group fsync.
+     * Optional.
+     */
+    void (*on_drained)(void *arg);
     /** The compute's end of WAL, from any message. */
     void (*on_wal_end)(void *arg, tarn_lsn wal_end);
     /** The connection ended; @p will_retry says whether it comes back. */
@@ -82,6 +124,7 @@ typedef struct walrecv_opts {
     int64_t reconnect_max_ms;
     walrecv_cbs cbs;
     void *arg;
+    walrecv_ack *ack; /**< required; see walrecv_ack */
 } walrecv_opts;
 
 typedef struct walrecv_stats {
@@ -109,8 +152,11 @@ void walrecv_start(walrecv *r);
  */
 void walrecv_disconnect(walrecv *r, const char *reason, bool retry);
 
-/** Send a standby status update now (when streaming). */
-void walrecv_send_status(walrecv *r, bool reply_requested);
+/**
+ * Send a standby status update now (when streaming), with the owner's
+ * positions.  Unless @p force, only when they moved since the last one.
+ */
+void walrecv_send_status(walrecv *r, bool reply_requested, bool force);
 
 /** Stop and restart reading the socket (flow control). */
 void walrecv_pause(walrecv *r);

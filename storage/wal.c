@@ -39,6 +39,7 @@ typedef struct seg {
     bool final_name; /* the file has its final name */
     bool dirty;      /* written since the last sync job */
     bool complete;   /* written up to its last byte */
+    bool renaming;   /* a sync job in flight will give it its final name */
 } seg;
 
 struct walstore {
@@ -48,7 +49,9 @@ struct walstore {
     seg cur;                  /* the segment at write_pos */
     seg pending[MAX_PENDING]; /* complete, awaiting sync or rename */
     int npending;
-    bool sync_inflight, prealloc_inflight;
+    int sync_inflight; /* up to WALSTORE_MAX_INFLIGHT sync jobs */
+    bool prealloc_inflight;
+    uint64_t seg_gen; /* bumped whenever cur changes */
 };
 
 static void
@@ -127,6 +130,7 @@ walstore_begin(walstore *w, tarn_lsn start, tarn_err *err)
     w->start = w->write_pos = w->synced = start;
     seg_reset(&w->cur);
     w->cur.segno = start / w->o.seg_size;
+    w->seg_gen++;
     return TARN_OK;
 }
 
@@ -140,6 +144,12 @@ tarn_lsn
 walstore_synced_pos(const walstore *w)
 {
     return w->synced;
+}
+
+uint64_t
+walstore_segment_gen(const walstore *w)
+{
+    return w->seg_gen;
 }
 
 tarn_lsn
@@ -162,6 +172,7 @@ open_cur(walstore *w, tarn_err *err)
     if (w->cur.fd < 0)
         return tarn_err_errno(err, errno, "open WAL segment %s", path);
     w->cur.final_name = which == 1;
+    w->seg_gen++;
     return TARN_OK;
 }
 
@@ -177,6 +188,7 @@ retire_cur(walstore *w)
     memset(&w->cur, 0, sizeof(w->cur));
     w->cur.fd = -1;
     w->cur.segno = next;
+    w->seg_gen++;
 }
 
 tarn_rc
@@ -251,6 +263,7 @@ walstore_set_write_pos(walstore *w, tarn_lsn lsn, tarn_err *err)
     w->write_pos = lsn;
     if (w->synced > lsn)
         w->synced = lsn;
+    w->seg_gen++;
     return TARN_OK;
 }
 
@@ -291,10 +304,13 @@ walstore_read(walstore *w, tarn_lsn lsn, uint8_t *buf, size_t len,
 bool
 walstore_sync_wanted(const walstore *w)
 {
+    if (w->sync_inflight >= WALSTORE_MAX_INFLIGHT)
+        return false;
     if (w->cur.dirty)
         return true;
     for (int i = 0; i < w->npending; i++)
-        if (w->pending[i].dirty || !w->pending[i].final_name)
+        if (w->pending[i].dirty
+            || (!w->pending[i].final_name && !w->pending[i].renaming))
             return true;
     return false;
 }
@@ -317,7 +333,7 @@ walstore_sync_prepare(walstore *w, walstore_sync_job *job, tarn_err *err)
 {
     tarn_rc rc;
 
-    TARN_ASSERT(!w->sync_inflight);
+    TARN_ASSERT(w->sync_inflight < WALSTORE_MAX_INFLIGHT);
     memset(job, 0, sizeof(*job));
     snprintf(job->dir, sizeof(job->dir), "%s", w->dir);
     job->upto = w->write_pos;
@@ -328,18 +344,26 @@ walstore_sync_prepare(walstore *w, walstore_sync_job *job, tarn_err *err)
                 goto fail;
             s->dirty = false;
         }
-        if (!s->final_name && job->nrenames < 2) {
+        /*
+         * Every byte of a complete segment was written before this job,
+         * so once its fdatasyncs return the whole segment is durable and
+         * may take its final name.  One job claims each rename.
+         */
+        if (!s->final_name && !s->renaming && job->nrenames < 2) {
             seg_path(w, s->segno, false, job->rename_from[job->nrenames]);
             seg_path(w, s->segno, true, job->rename_to[job->nrenames]);
             job->nrenames++;
+            s->renaming = true;
         }
     }
-    if (w->cur.dirty) {
+    /* The current segment always: the job may sync later writes to it. */
+    if (w->cur.fd >= 0) {
         if ((rc = add_fd(job, w->cur.fd, err)) != TARN_OK)
             goto fail;
         w->cur.dirty = false;
     }
-    w->sync_inflight = true;
+    job->seg_gen = w->seg_gen;
+    w->sync_inflight++;
     return TARN_OK;
 fail:
     for (int i = 0; i < job->nfds; i++)
@@ -347,18 +371,24 @@ fail:
     return rc;
 }
 
+int
+walstore_sync_again(walstore_sync_job *job)
+{
+    for (int i = 0; i < job->nfds && job->errnum == 0; i++) {
+        if (fdatasync(job->fds[i]) != 0) {
+            job->errnum = errno;
+            snprintf(job->failed, sizeof(job->failed), "fdatasync WAL");
+        }
+    }
+    return job->errnum;
+}
+
 void
 walstore_sync_run(walstore_sync_job *job)
 {
     int64_t t0 = tarn_mono_us();
 
-    for (int i = 0; i < job->nfds; i++) {
-        if (job->errnum == 0 && fdatasync(job->fds[i]) != 0) {
-            job->errnum = errno;
-            snprintf(job->failed, sizeof(job->failed), "fdatasync WAL");
-        }
-        close(job->fds[i]);
-    }
+    walstore_sync_again(job);
     job->run_us = tarn_mono_us() - t0;
     if (job->errnum != 0)
         return;
@@ -380,14 +410,22 @@ walstore_sync_run(walstore_sync_job *job)
 }
 
 tarn_rc
-walstore_sync_finish(walstore *w, walstore_sync_job *job, tarn_err *err)
+walstore_sync_finish(walstore *w, walstore_sync_job *job, tarn_lsn synced,
+                     tarn_err *err)
 {
-    w->sync_inflight = false;
+    for (int i = 0; i < job->nfds; i++)
+        close(job->fds[i]);
+    job->nfds = 0;
+    w->sync_inflight--;
     if (job->errnum != 0)
         return tarn_err_set(err, TARN_EIO, "%s: %s", job->failed,
                             strerror(job->errnum));
-    if (job->upto > w->synced)
-        w->synced = job->upto;
+    if (synced < job->upto)
+        synced = job->upto;
+    if (synced > w->write_pos)
+        synced = w->write_pos; /* rewound meanwhile */
+    if (synced > w->synced)
+        w->synced = synced;
     /* Segments renamed by this job are done with. */
     for (int i = 0; i < w->npending;) {
         seg *s = &w->pending[i];
@@ -398,8 +436,10 @@ walstore_sync_finish(walstore *w, walstore_sync_job *job, tarn_err *err)
             if (strcmp(to, job->rename_to[k]) == 0)
                 renamed = true;
         }
-        if (renamed)
+        if (renamed) {
             s->final_name = true;
+            s->renaming = false;
+        }
         if (s->final_name && !s->dirty) {
             seg_reset(s);
             memmove(s, s + 1, (size_t)(w->npending - i - 1) * sizeof(seg));
@@ -419,9 +459,16 @@ walstore_sync_abandon(walstore *w, walstore_sync_job *job)
     job->nfds = 0;
     /* The bytes stay unsynced: mark the segments dirty again. */
     w->cur.dirty = w->cur.fd >= 0;
-    for (int i = 0; i < w->npending; i++)
+    for (int i = 0; i < w->npending; i++) {
         w->pending[i].dirty = true;
-    w->sync_inflight = false;
+        for (int k = 0; k < job->nrenames; k++) {
+            char to[PATH_MAX];
+            seg_path(w, w->pending[i].segno, true, to);
+            if (strcmp(to, job->rename_to[k]) == 0)
+                w->pending[i].renaming = false;
+        }
+    }
+    w->sync_inflight--;
 }
 
 /* ---- preallocation ---------------------------------------------------- */

@@ -47,9 +47,16 @@ typedef struct walstore_end {
 
 #define WALSTORE_MAX_SYNC 4
 
+/**
+ * Sync jobs that may be in flight at once.  One: a running job keeps
+ * syncing new writes to the same segment itself (walstore_sync_again).
+ */
+#define WALSTORE_MAX_INFLIGHT 1
+
 /** A group fsync: everything written since the previous one. */
 typedef struct walstore_sync_job {
-    tarn_lsn upto; /**< bytes below this are durable when it succeeds */
+    tarn_lsn upto;    /**< bytes below this are durable when it succeeds */
+    uint64_t seg_gen; /**< walstore_segment_gen() when prepared */
     int fds[WALSTORE_MAX_SYNC];
     int nfds;
     int nrenames;
@@ -127,27 +134,46 @@ tarn_lsn walstore_synced_pos(const walstore *w);
 /** Where this store's WAL begins. */
 tarn_lsn walstore_start_pos(const walstore *w);
 
-/** True if bytes were written since the last prepared sync. */
+/** True if bytes were written (or a rename is due) since the last
+ * prepared sync, and another sync job may start. */
 bool walstore_sync_wanted(const walstore *w);
 
 /**
  * Package a group fsync of everything written so far (and the renames of
- * segments that it completes).  Only one sync job may be in flight.
+ * segments that it completes).  At most WALSTORE_MAX_INFLIGHT jobs may be
+ * in flight; they may finish in any order.
  */
 tarn_rc walstore_sync_prepare(walstore *w, walstore_sync_job *job,
                               tarn_err *err);
 
-/** Worker thread: fdatasync, rename, fsync the directory. */
+/** Worker thread: fdatasync, rename, fsync the directory.  The job keeps
+ * its descriptors open for walstore_sync_again(). */
 void walstore_sync_run(walstore_sync_job *job);
 
 /**
- * Apply a finished sync.  On failure it returns TARN_EIO with the reason
- * and the store must not be written again: after a failed fsync the state
- * of the page cache is unknown, so nothing past the last good sync may
- * ever be acknowledged (PostgreSQL's lesson).
+ * Worker thread: fdatasync the job's descriptors once more, to make
+ * later writes to the same segments durable.  Records a failure in the
+ * job like walstore_sync_run().  @return 0, or the errno.
+ */
+int walstore_sync_again(walstore_sync_job *job);
+
+/**
+ * Apply a finished sync and close its descriptors.  @p synced is the
+ * write position its fdatasyncs covered (job->upto, or more after
+ * walstore_sync_again).  On failure it returns TARN_EIO with the reason and
+ * the store must not be written again: after a failed fsync the state of
+ * the page cache is unknown, so nothing past the last good sync may ever
+ * be acknowledged (PostgreSQL's lesson).
  */
 tarn_rc walstore_sync_finish(walstore *w, walstore_sync_job *job,
-                             tarn_err *err);
+                             tarn_lsn synced, tarn_err *err);
+
+/**
+ * A number that changes whenever writes move to another segment file, so
+ * that a running sync job (whose descriptors were taken before) knows it
+ * no longer covers new writes.
+ */
+uint64_t walstore_segment_gen(const walstore *w);
 
 /** Give up a prepared sync job that will not run (shutting down): its
  * descriptors are closed, and the next prepare covers the same bytes. */

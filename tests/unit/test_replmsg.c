@@ -69,8 +69,7 @@ test_keepalive(void **state)
     m[17] = 2;
     assert_int_equal(repl_parse(m, 18, &r, &e), TARN_EPROTO);
     assert_int_equal(repl_parse(m, 17, &r, &e), TARN_EPROTO);
-    assert_int_equal(repl_parse((const uint8_t *)"x", 1, &r, &e),
-                     TARN_EPROTO);
+    assert_int_equal(repl_parse((const uint8_t *)"x", 1, &r, &e), TARN_EPROTO);
     assert_non_null(strstr(e.msg, "unexpected replication message type"));
     assert_int_equal(repl_parse(m, 0, &r, &e), TARN_EPROTO);
 }

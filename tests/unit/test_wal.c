@@ -67,7 +67,7 @@ sync_now(walstore *w)
 
     assert_int_equal(walstore_sync_prepare(w, &job, &e), TARN_OK);
     walstore_sync_run(&job);
-    if (walstore_sync_finish(w, &job, &e) != TARN_OK)
+    if (walstore_sync_finish(w, &job, 0, &e) != TARN_OK)
         fail_msg("sync: %s", e.msg);
 }
 

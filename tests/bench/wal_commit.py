@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Benchmark: commit throughput with tarnd as the synchronous standby.
+
+pgbench (scale 10, 8 clients, T seconds) on one compute under three setups,
+interleaved and repeated so that all three see the same machine:
+  A  tarnd attached, synchronous_standby_names = 'tarn'
+  B  pg_receivewal --synchronous, synchronous_standby_names = 'pg_receivewal'
+  C  no standby, synchronous_standby_names = ''
+Reports the TPS of every run, the medians, and A/B and A/C.
+
+  tests/bench/wal_commit.py [--seconds 60] [--rounds 3] [--scale 10]
+"""
+import argparse
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import (Compute, Receivewal, machine, median, start_tarnd,
+                      wait_until)
+
+
+def set_sync(c, name):
+    c.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{name}'")
+    c.psql("SELECT pg_reload_conf()")
+
+
+def tps(out):
+    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    return float(m.group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--clients", type=int, default=8)
+    a = ap.parse_args()
+
+    c = Compute(name="bench").initdb()
+    c.settings["synchronous_standby_names"] = "''"
+    c.settings["max_wal_size"] = "'4GB'"
+    c.settings["wal_keep_size"] = "'0'"
+    c.write_settings()
+    c.start()
+    t = start_tarnd()
+    tenant = t.create_tenant()["id"]
+    work = Path(tempfile.mkdtemp(prefix="tarn-bench-rw-"))
+    results = {"A": [], "B": [], "C": []}
+    try:
+        c.pgbench("-i", "-s", str(a.scale), "-q")
+        c.psql("CHECKPOINT")
+        print(f"wal_commit: {machine()}")
+        print(f"pgbench -c {a.clients} -j 2 -T {a.seconds}, scale {a.scale}, "
+              f"{a.rounds} round(s), setups interleaved")
+        order = ["A", "B", "C"]
+        for r in range(a.rounds):
+            for setup in order[r % 3:] + order[:r % 3]:
+                peer = None
+                tl = None
+                if setup == "A":
+                    tl = t.create_timeline(tenant)["timeline_id"]
+                    set_sync(c, "tarn")
+                    assert t.attach(tenant, tl, c.conninfo()).status == 200
+                    c.wait_streaming()
+                elif setup == "B":
+                    set_sync(c, "pg_receivewal")
+                    peer = Receivewal(c, work / f"rw{r}")
+                    wait_until(lambda: "pg_receivewal" in c.psql(
+                        "SELECT application_name FROM pg_stat_replication"),
+                        30)
+                else:
+                    set_sync(c, "")
+                out = c.pgbench("-c", str(a.clients), "-j", "2", "-T",
+                                str(a.seconds), "-n")
+                results[setup].append(tps(out))
+                print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps",
+                      flush=True)
+                if setup == "A":
+                    t.delete(f"/v1/tenant/{tenant}/timeline/{tl}/compute")
+                    t.delete(f"/v1/tenant/{tenant}/timeline/{tl}")
+                if peer:
+                    peer.stop()
+                    shutil.rmtree(peer.dir, ignore_errors=True)
+                set_sync(c, "")
+                c.psql("CHECKPOINT")
+        ma, mb, mc = (median(results[k]) for k in "ABC")
+        print(f"median tps: A (tarnd) {ma:.1f}, B (pg_receivewal "
+              f"--synchronous) {mb:.1f}, C (no standby) {mc:.1f}")
+        print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}")
+    finally:
+        t.stop()
+        c.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(t.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

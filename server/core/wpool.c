@@ -6,9 +6,7 @@
  * queue was empty, activates a user event on the reactor's base
  * (event_active is thread-safe once evthread_use_pthreads() is on).  The
  * reactor drains "done" in its callback, a bounded batch per wakeup so a
- * flood of completions cannot starve the sockets.  A running job may also
- * post intermediate results (wpool_post); they share the "done" queue, so
- * they always run before the job's own done function.
+ * flood of completions cannot starve the sockets.
  */
 #include "server/core/wpool.h"
 
@@ -20,7 +18,7 @@
 #define DONE_BATCH 64
 
 typedef struct job {
-    wpool_work_fn work; /* NULL for a post */
+    wpool_work_fn work;
     wpool_done_fn done;
     void *arg;
     struct job *next;
@@ -116,8 +114,7 @@ on_done(evutil_socket_t fd, short what, void *arg)
     more = p->done.len > 0;
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        if (batch[i]->work != NULL)
-            p->completed++;
+        p->completed++;
         if (batch[i]->done)
             batch[i]->done(batch[i]->arg);
         free(batch[i]);
@@ -193,24 +190,6 @@ wpool_submit(wpool *p, wpool_work_fn work, wpool_done_fn done, void *arg)
     return TARN_OK;
 }
 
-tarn_rc
-wpool_post(wpool *p, wpool_done_fn fn, void *arg)
-{
-    job *j = malloc(sizeof(*j));
-
-    if (j == NULL)
-        return TARN_ENOMEM;
-    j->work = NULL;
-    j->done = fn;
-    j->arg = arg;
-    pthread_mutex_lock(&p->mu);
-    q_push(&p->done, j);
-    if (p->done.len == 1)
-        event_active(p->done_ev, EV_READ, 0);
-    pthread_mutex_unlock(&p->mu);
-    return TARN_OK;
-}
-
 size_t
 wpool_inflight(const wpool *p)
 {
@@ -254,8 +233,7 @@ wpool_destroy(wpool *p)
         pthread_join(p->threads[i], NULL);
     /* Every thread is gone: finish what they handed back. */
     while ((j = q_pop(&p->done)) != NULL) {
-        if (j->work != NULL)
-            p->completed++;
+        p->completed++;
         if (j->done)
             j->done(j->arg);
         free(j);

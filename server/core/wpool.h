@@ -49,15 +49,6 @@ tarn_rc wpool_create(struct event_base *base, int nthreads, wpool **out,
 TARN_MUSTCHECK tarn_rc wpool_submit(wpool *p, wpool_work_fn work,
                                     wpool_done_fn done, void *arg);
 
-/**
- * From a worker thread, inside a work function: run @p fn(@p arg) on the
- * reactor thread, before the job's own done function.  For jobs that
- * report progress while they run.  Safe from any thread.
- *
- * @return TARN_OK, or TARN_ENOMEM (the post is lost).
- */
-tarn_rc wpool_post(wpool *p, wpool_done_fn fn, void *arg);
-
 /** Jobs submitted whose done function has not run yet. */
 size_t wpool_inflight(const wpool *p);
 

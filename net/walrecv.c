@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "net/replmsg.h"
@@ -539,7 +540,30 @@ on_status_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->state != WALRECV_STREAMING)
         return;
+    if (r->o.receiver_timeout_ms > 0) {
+        tarn_time_us last = r->st.last_msg_at > r->st.connected_at
+                                ? r->st.last_msg_at
+                                : r->st.connected_at;
+        int64_t quiet = tarn_now_us() - last;
+        if (quiet > r->o.receiver_timeout_ms * 1000) {
+            char msg[128];
+            snprintf(msg, sizeof(msg),
+                     "no message from the compute for %lld ms "
+                     "(wal_receiver_timeout)",
+                     (long long)r->o.receiver_timeout_ms);
+            fail(r, msg, true, true);
+            return;
+        }
+        /* Half the timeout in silence: ask the walsender to answer, as
+         * PostgreSQL's walreceiver does, so an idle compute is not
+         * mistaken for a vanished one. */
+        if (quiet > r->o.receiver_timeout_ms * 500) {
+            walrecv_send_status(r, true, true);
+            goto rearm;
+        }
+    }
     walrecv_send_status(r, false, true);
+rearm:
     if (r->state == WALRECV_STREAMING)
         event_add(r->status_ev, &tv);
 }
@@ -625,6 +649,18 @@ void
 walrecv_ack_destroy(walrecv_ack *a)
 {
     pthread_mutex_destroy(&a->mu);
+}
+
+size_t
+walrecv_ack_unread(walrecv_ack *a)
+{
+    int n = 0;
+
+    pthread_mutex_lock(&a->mu);
+    if (a->fd < 0 || ioctl(a->fd, FIONREAD, &n) != 0 || n < 0)
+        n = 0;
+    pthread_mutex_unlock(&a->mu);
+    return (size_t)n;
 }
 
 void

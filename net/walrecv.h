@@ -50,6 +50,13 @@ typedef struct walrecv_ack {
 void walrecv_ack_init(walrecv_ack *a);
 void walrecv_ack_destroy(walrecv_ack *a);
 
+/**
+ * Bytes waiting in the streaming connection's socket, not yet read by the
+ * reactor (0 if not streaming).  From any thread: a worker about to
+ * fdatasync waits for these rather than syncing a partial batch.
+ */
+size_t walrecv_ack_unread(walrecv_ack *a);
+
 /** Owner: tag the current connection (a worker acks only with it). */
 void walrecv_ack_set_tag(walrecv_ack *a, uint64_t tag);
 
@@ -122,6 +129,9 @@ typedef struct walrecv_opts {
     int64_t status_interval_ms;
     int64_t connect_timeout_ms;
     int64_t reconnect_max_ms;
+    /** Reconnect when nothing (not even a keepalive) came for this long;
+     * 0 disables.  Catches a compute that vanished without closing. */
+    int64_t receiver_timeout_ms;
     walrecv_cbs cbs;
     void *arg;
     walrecv_ack *ack; /**< required; see walrecv_ack */

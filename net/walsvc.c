@@ -177,6 +177,7 @@ typedef struct rm_job {
 static void maybe_sync(tlw *t);
 static void maybe_prealloc(tlw *t);
 static void apply_durable(tlw *t);
+static void drain_pending(tlw *t);
 static void attach_finish(tlw *t, tarn_rc rc, const char *msg);
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -422,6 +423,35 @@ sync_work(void *arg)
             pthread_mutex_unlock(&f->mu);
             return;
         }
+        /*
+         * WAL the reactor has not read yet sits in the socket.  Syncing
+         * now would cover a partial batch and cost another fdatasync for
+         * the rest: give the reactor a moment to publish it first, as
+         * pg_receivewal reads everything waiting before each fsync.
+         */
+        for (int k = 0; k < 4 && f->seg_gen == j->job.seg_gen && !f->stop;
+             k++) {
+            struct timespec soon;
+            uint64_t seen = f->seq;
+            pthread_mutex_unlock(&f->mu);
+            size_t unread = walrecv_ack_unread(&t->ack);
+            pthread_mutex_lock(&f->mu);
+            if (unread == 0)
+                break;
+            clock_gettime(CLOCK_REALTIME, &soon);
+            soon.tv_nsec += 200 * 1000L;
+            if (soon.tv_nsec >= 1000000000L) {
+                soon.tv_sec++;
+                soon.tv_nsec -= 1000000000L;
+            }
+            while (f->seq == seen && !f->stop)
+                if (pthread_cond_timedwait(&f->cv, &f->mu, &soon) == ETIMEDOUT)
+                    break;
+        }
+        if (f->stop || f->seg_gen != j->job.seg_gen) {
+            pthread_mutex_unlock(&f->mu);
+            return;
+        }
         seq = f->seq;
         written = f->written;
         boundary = f->boundary;
@@ -512,6 +542,8 @@ sync_done(void *arg)
         return;
     }
     save_catalog(t, false);
+    /* Retired segments may unblock a write that had to wait. */
+    drain_pending(t);
     maybe_sync(t);
 }
 
@@ -1012,6 +1044,7 @@ start_receiver(tlw *t, tarn_err *err)
     o.status_interval_ms = s->o.status_interval_ms;
     o.connect_timeout_ms = s->o.connect_timeout_ms;
     o.reconnect_max_ms = s->o.reconnect_max_ms;
+    o.receiver_timeout_ms = s->o.receiver_timeout_ms;
     o.arg = t;
     o.ack = &t->ack;
     o.cbs.on_identify = on_identify;

@@ -40,6 +40,7 @@ typedef struct walsvc_opts {
     int64_t status_interval_ms;
     int64_t connect_timeout_ms;
     int64_t reconnect_max_ms;
+    int64_t receiver_timeout_ms;
 } walsvc_opts;
 
 /** The live WAL state of one timeline. */

@@ -288,6 +288,7 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         wo.status_interval_ms = s->cfg.wal_status_interval_ms;
         wo.connect_timeout_ms = s->cfg.wal_connect_timeout_ms;
         wo.reconnect_max_ms = s->cfg.wal_reconnect_max_ms;
+        wo.receiver_timeout_ms = s->cfg.wal_receiver_timeout_ms;
         if ((rc = walsvc_create(&wo, &s->wal, err)) != TARN_OK)
             goto fail;
     }

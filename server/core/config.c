@@ -77,6 +77,12 @@ static const cfg_key keys[] = {
         100, 3600 * SEC, false,
         "Reconnects to a compute back off exponentially from 100ms up to "
         "this delay."),
+    KEY("wal_receiver_timeout", wal_receiver_timeout_ms, "wal", CFG_DURATION,
+        "60s", 0, 3600 * SEC, false,
+        "A connection to a compute that brings nothing, not even a "
+        "keepalive, for this long is dropped and made again (as "
+        "PostgreSQL's wal_receiver_timeout). Checked at each status update; "
+        "0 turns it off."),
     KEY("catalog_map_size", catalog_map_size, "catalog", CFG_SIZE, "64MB",
         1 * MB, 1 * TB, false,
         "Initial size of the LMDB map. It doubles automatically when full."),

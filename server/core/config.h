@@ -32,6 +32,7 @@ typedef struct tarn_config {
     int64_t wal_status_interval_ms;
     int64_t wal_connect_timeout_ms;
     int64_t wal_reconnect_max_ms;
+    int64_t wal_receiver_timeout_ms;
 } tarn_config;
 
 typedef enum cfg_type {

@@ -258,3 +258,34 @@ def test_kill9_rounds_during_pgbench(tarnd, compute_factory):
     theirs, _ = waldump(c.pg_wal, start, end)
     assert ours == theirs
     assert tarnd.log_text().count("WAL recovered") >= 10
+
+
+def test_receiver_timeout(make_tarnd, compute_factory):
+    """A compute that goes silent without closing the connection is
+    dropped and reconnected; an idle but healthy one is not."""
+    import os
+    import signal
+    t = make_tarnd({"wal_status_interval": "200ms",
+                    "wal_receiver_timeout": "2s"})
+    c, tenant, tl = setup_follow(t, compute_factory)
+    time.sleep(6)  # idle: the ping at half the timeout keeps it alive
+    d = t.timeline(tenant, tl)
+    assert d["compute"]["reconnects"] == 0, d
+    assert "wal_receiver_timeout" not in t.log_text()
+    pid = int(c.psql("SELECT pid FROM pg_stat_replication WHERE "
+                     "application_name = 'tarn'"))
+    os.kill(pid, signal.SIGSTOP)  # the walsender freezes, socket open
+    try:
+        wait_until(lambda: t.timeline(tenant, tl)["compute"]["reconnects"]
+                   >= 1, 20, lambda: t.log_text()[-2000:])
+        assert "(wal_receiver_timeout)" in t.log_text()
+    finally:
+        # Thawed, the old walsender finds its socket closed and exits;
+        # until then PostgreSQL may keep it as the synchronous standby.
+        os.kill(pid, signal.SIGCONT)
+    wait_until(lambda: str(pid) not in c.psql(
+        "SELECT pid FROM pg_stat_replication"), 30)
+    c.wait_streaming()
+    c.psql("CREATE TABLE after_freeze(x int)")
+    wait_flushed(t, tenant, tl, lsn(c.current_lsn()))
+    assert_same_wal(t, c, tenant, tl)

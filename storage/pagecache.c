@@ -1,0 +1,228 @@
+/*
+ * pagecache.c - clock-sweep block cache with a linear-probing index.
+ *
+ * The index maps a pc_key to its slot.  Eviction removes the victim's
+ * index entry with backward-shift deletion, so the probe sequences stay
+ * valid without tombstones.  The index has twice as many entries as there
+ * are slots, which keeps probes short.
+ */
+#include "storage/pagecache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_USAGE 5
+#define NO_SLOT   UINT32_MAX
+
+typedef struct slot {
+    pc_key key;
+    uint8_t usage;
+    bool valid;
+} slot;
+
+struct pagecache {
+    pthread_mutex_t mu;
+    slot *slots;
+    uint8_t *blocks;
+    size_t nslots, used, hand;
+    uint32_t *index; /* slot number, or NO_SLOT */
+    size_t nindex;
+    uint64_t next_id;
+    pagecache_stats st;
+};
+
+static inline bool
+key_eq(const pc_key *a, const pc_key *b)
+{
+    return a->kind == b->kind && a->id == b->id && a->num == b->num
+           && tkey_eq(&a->key, &b->key);
+}
+
+static inline uint64_t
+key_hash(const pc_key *k)
+{
+    uint64_t h = tkey_hash(&k->key);
+
+    h ^= (k->id + 0x9e3779b97f4a7c15ULL) * 0xbf58476d1ce4e5b9ULL;
+    h ^= (k->num + ((uint64_t)k->kind << 56)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 29);
+}
+
+tarn_rc
+pagecache_create(size_t bytes, pagecache **out, tarn_err *err)
+{
+    pagecache *pc = calloc(1, sizeof(*pc));
+    size_t n = bytes / PAGECACHE_BLOCK;
+
+    if (pc == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    if (n < 16)
+        n = 16;
+    pc->nslots = n;
+    pc->nindex = 1;
+    while (pc->nindex < 2 * n)
+        pc->nindex *= 2;
+    pc->slots = calloc(n, sizeof(*pc->slots));
+    pc->blocks = malloc(n * PAGECACHE_BLOCK);
+    pc->index = malloc(pc->nindex * sizeof(*pc->index));
+    if (pc->slots == NULL || pc->blocks == NULL || pc->index == NULL) {
+        pagecache_destroy(pc);
+        return tarn_err_set(err, TARN_ENOMEM,
+                            "cannot allocate a page cache of %zu bytes",
+                            n * PAGECACHE_BLOCK);
+    }
+    memset(pc->index, 0xff, pc->nindex * sizeof(*pc->index));
+    pthread_mutex_init(&pc->mu, NULL);
+    pc->st.slots = n;
+    pc->next_id = 1;
+    *out = pc;
+    return TARN_OK;
+}
+
+void
+pagecache_destroy(pagecache *pc)
+{
+    if (pc == NULL)
+        return;
+    if (pc->index != NULL && pc->slots != NULL && pc->blocks != NULL)
+        pthread_mutex_destroy(&pc->mu);
+    free(pc->slots);
+    free(pc->blocks);
+    free(pc->index);
+    free(pc);
+}
+
+/* Index position holding @p k, or NO_SLOT with *empty at the insert spot. */
+static size_t
+index_find(pagecache *pc, const pc_key *k, bool *found)
+{
+    size_t mask = pc->nindex - 1, i = (size_t)key_hash(k) & mask;
+
+    for (;;) {
+        uint32_t s = pc->index[i];
+        if (s == NO_SLOT) {
+            *found = false;
+            return i;
+        }
+        if (key_eq(&pc->slots[s].key, k)) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
+}
+
+static void
+index_remove(pagecache *pc, size_t i)
+{
+    size_t mask = pc->nindex - 1, j = i;
+
+    pc->index[i] = NO_SLOT;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & mask;
+        if (pc->index[j] == NO_SLOT)
+            return;
+        home = (size_t)key_hash(&pc->slots[pc->index[j]].key) & mask;
+        /* Move j back to i unless its home lies cyclically in (i, j]. */
+        if ((j > i && (home <= i || home > j))
+            || (j < i && (home <= i && home > j))) {
+            pc->index[i] = pc->index[j];
+            pc->index[j] = NO_SLOT;
+            i = j;
+        }
+    }
+}
+
+bool
+pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out)
+{
+    bool found;
+    size_t i;
+
+    pthread_mutex_lock(&pc->mu);
+    i = index_find(pc, k, &found);
+    if (found) {
+        slot *s = &pc->slots[pc->index[i]];
+        if (s->usage < MAX_USAGE)
+            s->usage++;
+        memcpy(out, pc->blocks + (size_t)pc->index[i] * PAGECACHE_BLOCK,
+               PAGECACHE_BLOCK);
+        pc->st.hits[k->kind % 3]++;
+    } else {
+        pc->st.misses[k->kind % 3]++;
+    }
+    pthread_mutex_unlock(&pc->mu);
+    return found;
+}
+
+/* Find a slot to reuse: a free one, or the clock's victim. */
+static size_t
+victim(pagecache *pc)
+{
+    if (pc->used < pc->nslots)
+        return pc->used++;
+    for (;;) {
+        slot *s = &pc->slots[pc->hand];
+        size_t v = pc->hand;
+        pc->hand = (pc->hand + 1) % pc->nslots;
+        if (s->usage > 0) {
+            s->usage--;
+            continue;
+        }
+        if (s->valid) {
+            bool found;
+            size_t i = index_find(pc, &s->key, &found);
+            TARN_ASSERT(found);
+            index_remove(pc, i);
+            s->valid = false;
+            pc->st.evictions++;
+        }
+        return v;
+    }
+}
+
+void
+pagecache_put(pagecache *pc, const pc_key *k, const uint8_t *block)
+{
+    bool found;
+    size_t i, v;
+
+    pthread_mutex_lock(&pc->mu);
+    i = index_find(pc, k, &found);
+    if (found) {
+        v = pc->index[i];
+    } else {
+        v = victim(pc);
+        /* The eviction may have shifted entries: find the spot again. */
+        i = index_find(pc, k, &found);
+        pc->index[i] = (uint32_t)v;
+        pc->slots[v].key = *k;
+        pc->slots[v].valid = true;
+    }
+    pc->slots[v].usage = 1;
+    memcpy(pc->blocks + v * PAGECACHE_BLOCK, block, PAGECACHE_BLOCK);
+    pc->st.used = pc->used;
+    pthread_mutex_unlock(&pc->mu);
+}
+
+uint64_t
+pagecache_new_id(pagecache *pc)
+{
+    uint64_t id;
+
+    pthread_mutex_lock(&pc->mu);
+    id = pc->next_id++;
+    pthread_mutex_unlock(&pc->mu);
+    return id;
+}
+
+void
+pagecache_get_stats(pagecache *pc, pagecache_stats *out)
+{
+    pthread_mutex_lock(&pc->mu);
+    *out = pc->st;
+    out->used = pc->used;
+    pthread_mutex_unlock(&pc->mu);
+}

@@ -1,12 +1,17 @@
 /*
  * catalog.c - the LMDB catalog.
  *
- * Five named databases:
+ * Seven named databases:
  *   meta            "schema_version" -> record
  *   tenants         tenant id (16 bytes) -> tenant record
  *   tenant_names    name -> tenant id
  *   timelines       tenant id ++ timeline id (32 bytes) -> timeline record
  *   timeline_names  tenant id ++ name -> timeline id
+ *   layers          tenant id ++ timeline id ++ layer file name -> layer
+ *                   record (the layer map)
+ *   commit_ts       tenant id ++ timeline id ++ commit time (8 bytes,
+ *                   big-endian with the sign flipped, so it sorts) ++ LSN
+ *                   (8 bytes big-endian) -> empty
  *
  * Records are small tag-length-value lists ending in a CRC-32C, so a field
  * can be added later without a migration (old readers skip unknown tags)
@@ -33,6 +38,7 @@
 #define REC_TENANT   'T'
 #define REC_TIMELINE 'L'
 #define REC_META     'M'
+#define REC_LAYER    'Y'
 #define REC_FORMAT   1
 #define REC_MAX      4096
 
@@ -59,14 +65,26 @@ enum {
     F_TL_WAL_START_LSN = 15,
     F_TL_PREV_RECORD_LSN = 16,
     F_TL_COMPUTE_CONNINFO = 17,
+    F_TL_TRUST_CI = 18,
     F_TL_NFIELDS
+};
+enum {
+    F_LY_KIND = 1,
+    F_LY_KEY_START = 2,
+    F_LY_KEY_END = 3,
+    F_LY_LSN_START = 4,
+    F_LY_LSN_END = 5,
+    F_LY_FILE_SIZE = 6,
+    F_LY_NVALUES = 7,
+    F_LY_NFIELDS
 };
 
 #define DEFAULT_MAX_MAP ((size_t)1 << 40)
 
 struct catalog {
     MDB_env *env;
-    MDB_dbi meta, tenants, tenant_names, timelines, timeline_names;
+    MDB_dbi meta, tenants, tenant_names, timelines, timeline_names, layers,
+        commit_ts;
     size_t map_size, max_map_size;
     bool map_full; /* set by a put that hit MDB_MAP_FULL */
     catalog_stats stats;
@@ -256,6 +274,9 @@ encode_timeline(const catalog_timeline *tl, rec_buf *r)
     if (tl->compute_conninfo[0] != '\0')
         rec_put(r, F_TL_COMPUTE_CONNINFO, tl->compute_conninfo,
                 strlen(tl->compute_conninfo));
+    if (tl->trust_consistency_images != CATALOG_DEFAULT)
+        rec_put_u64(r, F_TL_TRUST_CI,
+                    (uint64_t)tl->trust_consistency_images);
     rec_finish(r);
 }
 
@@ -284,7 +305,7 @@ decode_timeline(const MDB_val *v, catalog_timeline *tl, tarn_err *err)
         || !field_u64(&f[F_TL_DISK_CONSISTENT_LSN], &tl->disk_consistent_lsn)
         || !field_u64(&f[F_TL_REMOTE_CONSISTENT_LSN],
                       &tl->remote_consistent_lsn)
-        || state > CATALOG_TL_BROKEN)
+        || state > CATALOG_TL_CREATING)
         return tarn_err_set(err, TARN_ECORRUPT,
                             "catalog timeline record has bad fields");
     tl->state = (catalog_tl_state)state;
@@ -308,6 +329,58 @@ decode_timeline(const MDB_val *v, catalog_timeline *tl, tarn_err *err)
         memcpy(tl->compute_conninfo, c->p, c->len);
         tl->compute_conninfo[c->len] = '\0';
     }
+    tl->trust_consistency_images = CATALOG_DEFAULT;
+    if (f[F_TL_TRUST_CI].p != NULL) {
+        uint64_t trust;
+        if (!field_u64(&f[F_TL_TRUST_CI], &trust) || trust > 1)
+            return tarn_err_set(err, TARN_ECORRUPT,
+                                "catalog timeline record has a bad "
+                                "trust_consistency_images");
+        tl->trust_consistency_images = (catalog_tristate)trust;
+    }
+    return TARN_OK;
+}
+
+static void
+encode_layer(const catalog_layer *l, rec_buf *r)
+{
+    rec_begin(r, REC_LAYER);
+    rec_put_u64(r, F_LY_KIND, l->kind);
+    rec_put(r, F_LY_KEY_START, l->key_start, 18);
+    rec_put(r, F_LY_KEY_END, l->key_end, 18);
+    rec_put_u64(r, F_LY_LSN_START, l->lsn_start);
+    rec_put_u64(r, F_LY_LSN_END, l->lsn_end);
+    rec_put_u64(r, F_LY_FILE_SIZE, l->file_size);
+    rec_put_u64(r, F_LY_NVALUES, l->nvalues);
+    rec_finish(r);
+}
+
+static tarn_rc
+decode_layer(const MDB_val *k, const MDB_val *v, catalog_layer *l,
+             tarn_err *err)
+{
+    rec_field f[F_LY_NFIELDS];
+    uint64_t kind;
+    size_t nlen = k->mv_size - 32;
+    tarn_rc rc = rec_parse(v, REC_LAYER, f, F_LY_NFIELDS, "a layer", err);
+
+    if (rc != TARN_OK)
+        return rc;
+    memset(l, 0, sizeof(*l));
+    if (k->mv_size <= 32 || nlen > CATALOG_LAYER_NAME_MAX
+        || !field_u64(&f[F_LY_KIND], &kind) || (kind != 1 && kind != 2)
+        || f[F_LY_KEY_START].len != 18 || f[F_LY_KEY_END].len != 18
+        || !field_u64(&f[F_LY_LSN_START], &l->lsn_start)
+        || !field_u64(&f[F_LY_LSN_END], &l->lsn_end)
+        || !field_u64(&f[F_LY_FILE_SIZE], &l->file_size)
+        || !field_u64(&f[F_LY_NVALUES], &l->nvalues))
+        return tarn_err_set(err, TARN_ECORRUPT,
+                            "catalog layer record has bad fields");
+    memcpy(l->name, (const uint8_t *)k->mv_data + 32, nlen);
+    l->name[nlen] = '\0';
+    l->kind = (uint8_t)kind;
+    memcpy(l->key_start, f[F_LY_KEY_START].p, 18);
+    memcpy(l->key_end, f[F_LY_KEY_END].p, 18);
     return TARN_OK;
 }
 
@@ -479,6 +552,8 @@ txn_open(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
         {"tenant_names", &c->tenant_names},
         {"timelines", &c->timelines},
         {"timeline_names", &c->timeline_names},
+        {"layers", &c->layers},
+        {"commit_ts", &c->commit_ts},
     };
     MDB_val v;
     rec_field f[2];
@@ -530,7 +605,7 @@ catalog_open(const catalog_opts *o, catalog **out, tarn_err *err)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     c->max_map_size = o->max_map_size ? o->max_map_size : DEFAULT_MAX_MAP;
     if ((mrc = mdb_env_create(&c->env)) != 0
-        || (mrc = mdb_env_set_maxdbs(c->env, 8)) != 0
+        || (mrc = mdb_env_set_maxdbs(c->env, 16)) != 0
         || (mrc = mdb_env_set_mapsize(c->env, o->map_size)) != 0) {
         rc = lmdb_fail(c, mrc, "create environment", err);
         goto fail;
@@ -797,6 +872,46 @@ catalog_tenant_list(catalog *c, catalog_tenant **out, size_t *n, tarn_err *err)
  * prefix.  @p fn returns TARN_OK to go on, TARN_AGAIN to stop early, or an
  * error.
  */
+/* Delete every entry of @p dbi whose key starts with @p prefix. */
+static tarn_rc
+del_prefix(catalog *c, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
+           size_t plen, tarn_err *err)
+{
+    MDB_cursor *cur;
+    MDB_val k = {plen, (void *)prefix}, v;
+    int mrc = mdb_cursor_open(txn, dbi, &cur);
+
+    if (mrc != 0)
+        return lmdb_fail(c, mrc, "open cursor", err);
+    /* After mdb_cursor_del() the next MDB_NEXT returns the entry that
+     * followed the deleted one. */
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return lmdb_fail(c, mrc, "delete range", err);
+    return TARN_OK;
+}
+
+/* Remove a timeline's layer map and commit timestamps. */
+static tarn_rc
+del_timeline_data(catalog *c, MDB_txn *txn, const tarn_id *tenant,
+                  const tarn_id *id, tarn_err *err)
+{
+    uint8_t key[32];
+    tarn_rc rc;
+
+    tl_key(tenant, id, key);
+    if ((rc = del_prefix(c, txn, c->layers, key, 32, err)) != TARN_OK)
+        return rc;
+    return del_prefix(c, txn, c->commit_ts, key, 32, err);
+}
+
 typedef tarn_rc (*tl_visit_fn)(catalog *c, MDB_txn *txn, MDB_cursor *cur,
                                const catalog_timeline *tl, void *arg,
                                tarn_err *err);
@@ -843,6 +958,12 @@ visit_delete(catalog *c, MDB_txn *txn, MDB_cursor *cur,
         size_t klen = tl_name_key(&tl->tenant_id, tl->name, key);
         tarn_rc rc = db_del(c, txn, c->timeline_names, key, klen, err);
         if (rc != TARN_OK && rc != TARN_ENOTFOUND)
+            return rc;
+    }
+    {
+        tarn_rc rc =
+            del_timeline_data(c, txn, &tl->tenant_id, &tl->timeline_id, err);
+        if (rc != TARN_OK)
             return rc;
     }
     mrc = mdb_cursor_del(cur, 0);
@@ -938,7 +1059,8 @@ txn_timeline_create(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
     if (n->name != NULL)
         snprintf(tl->name, sizeof(tl->name), "%s", n->name);
     tl->created_at = n->created_at;
-    tl->state = CATALOG_TL_EMPTY;
+    tl->state = n->creating ? CATALOG_TL_CREATING : CATALOG_TL_EMPTY;
+    tl->trust_consistency_images = n->trust_consistency_images;
     if (n->has_ancestor) {
         catalog_timeline anc;
         rc = get_timeline(c, txn, &n->tenant_id, &n->ancestor_id, &anc, err);
@@ -948,6 +1070,11 @@ txn_timeline_create(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
                                 tarn_id_format(&n->ancestor_id, idbuf));
         if (rc != TARN_OK)
             return rc;
+        if (anc.state == CATALOG_TL_CREATING)
+            return tarn_err_set(err, TARN_EPRECOND,
+                                "ancestor timeline %s is still being "
+                                "created",
+                                tarn_id_format(&n->ancestor_id, idbuf));
         tl->has_ancestor = true;
         tl->ancestor_id = n->ancestor_id;
         tl->ancestor_lsn =
@@ -1006,6 +1133,10 @@ catalog_timeline_create(catalog *c, const catalog_timeline_new *n,
     if (n->has_ancestor && tarn_id_equal(&n->ancestor_id, &n->timeline_id))
         return tarn_err_set(err, TARN_EINVAL,
                             "a timeline cannot be its own ancestor");
+    if (n->has_ancestor && n->creating)
+        return tarn_err_set(err, TARN_EINVAL,
+                            "only a root timeline is bootstrapped or "
+                            "imported");
     rc = run_write(c, txn_timeline_create, &a, err);
     if (rc == TARN_OK && out != NULL)
         *out = a.tl;
@@ -1177,6 +1308,8 @@ txn_timeline_delete(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
         if (rc != TARN_OK && rc != TARN_ENOTFOUND)
             return rc;
     }
+    if ((rc = del_timeline_data(c, txn, a->tenant, a->id, err)) != TARN_OK)
+        return rc;
     tl_key(a->tenant, a->id, key);
     return db_del(c, txn, c->timelines, key, 32, err);
 }
@@ -1211,6 +1344,7 @@ txn_timeline_update(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
     tl.prev_record_lsn = in->prev_record_lsn;
     memcpy(tl.compute_conninfo, in->compute_conninfo,
            sizeof(tl.compute_conninfo));
+    tl.trust_consistency_images = in->trust_consistency_images;
     return put_timeline(c, txn, &tl, 0, err);
 }
 
@@ -1218,6 +1352,216 @@ tarn_rc
 catalog_timeline_update(catalog *c, const catalog_timeline *tl, tarn_err *err)
 {
     return run_write(c, txn_timeline_update, (void *)tl, err);
+}
+
+/* ---- layer map and commit timestamps ---------------------------------- */
+
+typedef struct commit_args {
+    const catalog_timeline *tl;
+    const catalog_layer *add;
+    size_t nadd;
+    const char *const *remove;
+    size_t nremove;
+    const catalog_commit_ts *cts;
+    size_t ncts;
+} commit_args;
+
+static void
+ts_key(const tarn_id *tenant, const tarn_id *id, int64_t ts, tarn_lsn lsn,
+       uint8_t *key)
+{
+    uint64_t u = (uint64_t)ts ^ ((uint64_t)1 << 63);
+
+    tl_key(tenant, id, key);
+    for (int i = 0; i < 8; i++) {
+        key[32 + i] = (uint8_t)(u >> (56 - 8 * i));
+        key[40 + i] = (uint8_t)(lsn >> (56 - 8 * i));
+    }
+}
+
+static void
+ts_parse(const uint8_t *key, int64_t *ts, tarn_lsn *lsn)
+{
+    uint64_t u = 0, l = 0;
+
+    for (int i = 0; i < 8; i++) {
+        u = u << 8 | key[32 + i];
+        l = l << 8 | key[40 + i];
+    }
+    *ts = (int64_t)(u ^ ((uint64_t)1 << 63));
+    *lsn = l;
+}
+
+static tarn_rc
+txn_timeline_commit(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
+{
+    commit_args *a = arg;
+    const tarn_id *tenant = &a->tl->tenant_id, *id = &a->tl->timeline_id;
+    uint8_t key[32 + CATALOG_LAYER_NAME_MAX + 1];
+    tarn_rc rc;
+
+    if ((rc = txn_timeline_update(c, txn, (void *)a->tl, err)) != TARN_OK)
+        return rc;
+    tl_key(tenant, id, key);
+    for (size_t i = 0; i < a->nremove; i++) {
+        size_t n = strlen(a->remove[i]);
+        if (n > CATALOG_LAYER_NAME_MAX)
+            return tarn_err_set(err, TARN_EINVAL, "layer name too long");
+        memcpy(key + 32, a->remove[i], n);
+        rc = db_del(c, txn, c->layers, key, 32 + n, err);
+        if (rc != TARN_OK && rc != TARN_ENOTFOUND)
+            return rc;
+    }
+    for (size_t i = 0; i < a->nadd; i++) {
+        size_t n = strlen(a->add[i].name);
+        rec_buf r;
+        if (n == 0 || n > CATALOG_LAYER_NAME_MAX)
+            return tarn_err_set(err, TARN_EINVAL, "bad layer name");
+        memcpy(key + 32, a->add[i].name, n);
+        encode_layer(&a->add[i], &r);
+        rc = db_put(c, txn, c->layers, key, 32 + n, r.b, r.len,
+                    MDB_NOOVERWRITE, err);
+        if (rc == TARN_EEXIST)
+            return tarn_err_set(err, TARN_EEXIST,
+                                "layer %s is already in the layer map",
+                                a->add[i].name);
+        if (rc != TARN_OK)
+            return rc;
+    }
+    for (size_t i = 0; i < a->ncts; i++) {
+        uint8_t tk[48];
+        ts_key(tenant, id, a->cts[i].ts, a->cts[i].lsn, tk);
+        if ((rc = db_put(c, txn, c->commit_ts, tk, 48, "", 0, 0, err))
+            != TARN_OK)
+            return rc;
+    }
+    return TARN_OK;
+}
+
+tarn_rc
+catalog_timeline_commit(catalog *c, const catalog_timeline *tl,
+                        const catalog_layer *add, size_t nadd,
+                        const char *const *remove, size_t nremove,
+                        const catalog_commit_ts *cts, size_t ncts,
+                        tarn_err *err)
+{
+    commit_args a = {tl, add, nadd, remove, nremove, cts, ncts};
+
+    return run_write(c, txn_timeline_commit, &a, err);
+}
+
+typedef struct layer_list_args {
+    const tarn_id *tenant, *tl;
+    catalog_layer *items;
+    size_t n, cap;
+} layer_list_args;
+
+static tarn_rc
+txn_layer_list(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
+{
+    layer_list_args *a = arg;
+    uint8_t prefix[32];
+    MDB_cursor *cur;
+    MDB_val k = {32, prefix}, v;
+    tarn_rc rc = TARN_OK;
+    int mrc;
+
+    tl_key(a->tenant, a->tl, prefix);
+    if ((mrc = mdb_cursor_open(txn, c->layers, &cur)) != 0)
+        return lmdb_fail(c, mrc, "open cursor", err);
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= 32 || memcmp(k.mv_data, prefix, 32) != 0)
+            break;
+        if (a->n == a->cap) {
+            size_t cap = a->cap ? a->cap * 2 : 16;
+            catalog_layer *p = realloc(a->items, cap * sizeof(*p));
+            if (p == NULL) {
+                rc = tarn_err_set(err, TARN_ENOMEM, "out of memory");
+                break;
+            }
+            a->items = p;
+            a->cap = cap;
+        }
+        if ((rc = decode_layer(&k, &v, &a->items[a->n], err)) != TARN_OK)
+            break;
+        a->n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc == TARN_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = lmdb_fail(c, mrc, "scan layers", err);
+    return rc;
+}
+
+tarn_rc
+catalog_layer_list(catalog *c, const tarn_id *tenant, const tarn_id *tl,
+                   catalog_layer **out, size_t *n, tarn_err *err)
+{
+    layer_list_args a = {.tenant = tenant, .tl = tl};
+    tarn_rc rc = run_read(c, txn_layer_list, &a, err);
+
+    if (rc != TARN_OK) {
+        free(a.items);
+        return rc;
+    }
+    *out = a.items;
+    *n = a.n;
+    return TARN_OK;
+}
+
+typedef struct ts_args {
+    const tarn_id *tenant, *tl;
+    int64_t ts;
+    catalog_ts_hit *out;
+} ts_args;
+
+static tarn_rc
+txn_ts_find(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
+{
+    ts_args *a = arg;
+    uint8_t key[48], prefix[32];
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int mrc;
+
+    memset(a->out, 0, sizeof(*a->out));
+    tl_key(a->tenant, a->tl, prefix);
+    if ((mrc = mdb_cursor_open(txn, c->commit_ts, &cur)) != 0)
+        return lmdb_fail(c, mrc, "open cursor", err);
+    /* The first commit of the timeline. */
+    k.mv_size = 32;
+    k.mv_data = prefix;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0 && k.mv_size == 48 && memcmp(k.mv_data, prefix, 32) == 0) {
+        a->out->any = true;
+        ts_parse(k.mv_data, &a->out->first_ts, &a->out->first_lsn);
+    }
+    if (a->out->any) {
+        /* The first entry after ts: then step back to the last <= ts. */
+        ts_key(a->tenant, a->tl, a->ts, UINT64_MAX, key);
+        k.mv_size = 48;
+        k.mv_data = key;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (mrc == 0 && k.mv_size == 48 && memcmp(k.mv_data, prefix, 32) == 0)
+            a->out->later = true;
+        mrc = mrc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+                       : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (mrc == 0 && k.mv_size == 48 && memcmp(k.mv_data, prefix, 32) == 0) {
+            a->out->found = true;
+            ts_parse(k.mv_data, &a->out->ts, &a->out->lsn);
+        }
+    }
+    mdb_cursor_close(cur);
+    return TARN_OK;
+}
+
+tarn_rc
+catalog_commit_ts_find(catalog *c, const tarn_id *tenant, const tarn_id *tl,
+                       int64_t ts, catalog_ts_hit *out, tarn_err *err)
+{
+    ts_args a = {tenant, tl, ts, out};
+
+    return run_read(c, txn_ts_find, &a, err);
 }
 
 /* ---- verification ----------------------------------------------------- */
@@ -1410,6 +1754,8 @@ catalog_tl_state_name(catalog_tl_state s)
         return "active";
     case CATALOG_TL_BROKEN:
         return "broken";
+    case CATALOG_TL_CREATING:
+        return "creating";
     }
     return "unknown";
 }

@@ -1,6 +1,7 @@
 /*
  * catalog.h - tarn's metadata on LMDB: tenants, timelines (branches) and
- * their names, and the schema version.
+ * their names, each timeline's layer map and commit timestamps, and the
+ * schema version.
  *
  * Callers never see LMDB: every call is one complete transaction, records
  * are copied out into the plain structs below, and every failure comes
@@ -48,10 +49,19 @@ typedef struct catalog_tenant {
 
 /** The life cycle of a timeline. */
 typedef enum catalog_tl_state {
-    CATALOG_TL_EMPTY = 0,  /**< metadata only: no WAL, no data yet */
-    CATALOG_TL_ACTIVE = 1, /**< has data and serves it */
-    CATALOG_TL_BROKEN = 2  /**< stopped by an unrecoverable error */
+    CATALOG_TL_EMPTY = 0,   /**< metadata only: no WAL, no data yet */
+    CATALOG_TL_ACTIVE = 1,  /**< has data and serves it */
+    CATALOG_TL_BROKEN = 2,  /**< stopped by an unrecoverable error */
+    CATALOG_TL_CREATING = 3 /**< being bootstrapped or imported; removed at
+                                 start-up if tarnd died meanwhile */
 } catalog_tl_state;
+
+/** A per-timeline override of a boolean config key. */
+typedef enum catalog_tristate {
+    CATALOG_DEFAULT = -1, /**< follow tarnd's configuration */
+    CATALOG_OFF = 0,
+    CATALOG_ON = 1
+} catalog_tristate;
 
 typedef struct catalog_timeline {
     tarn_id tenant_id;
@@ -74,6 +84,8 @@ typedef struct catalog_timeline {
     tarn_lsn prev_record_lsn; /**< start of the record ending at
                                    wal_flush_lsn (0: unknown) */
     char compute_conninfo[CATALOG_CONNINFO_MAX + 1]; /**< "" = detached */
+    /** Store consistency-check images as page versions. */
+    catalog_tristate trust_consistency_images;
 } catalog_timeline;
 
 /** What catalog_timeline_create() is asked to make. */
@@ -86,7 +98,40 @@ typedef struct catalog_timeline_new {
     bool has_ancestor_lsn; /**< false: branch at the ancestor's last LSN */
     tarn_lsn ancestor_lsn;
     tarn_time_us created_at;
+    bool creating; /**< a root made in state CREATING (bootstrap/import) */
+    catalog_tristate trust_consistency_images;
 } catalog_timeline_new;
+
+/** Longest layer file name. */
+#define CATALOG_LAYER_NAME_MAX 127
+
+/** One layer file of a timeline, as the layer map records it. */
+typedef struct catalog_layer {
+    char name[CATALOG_LAYER_NAME_MAX + 1];
+    uint8_t kind; /**< 1 delta, 2 image */
+    uint8_t key_start[18], key_end[18];
+    tarn_lsn lsn_start, lsn_end;
+    uint64_t file_size;
+    uint64_t nvalues;
+} catalog_layer;
+
+/** A commit: its timestamp (PostgreSQL microseconds since 2000-01-01) and
+ * the end LSN of its record. */
+typedef struct catalog_commit_ts {
+    int64_t ts;
+    tarn_lsn lsn;
+} catalog_commit_ts;
+
+/** What catalog_commit_ts_find() found around a timestamp. */
+typedef struct catalog_ts_hit {
+    bool any;          /**< the timeline has commits at all */
+    bool found;        /**< a commit at or before the timestamp exists */
+    int64_t ts;        /**< the last such commit... */
+    tarn_lsn lsn;      /**< ...and its end LSN */
+    bool later;        /**< a commit after the timestamp exists */
+    int64_t first_ts;  /**< the first commit of all */
+    tarn_lsn first_lsn;
+} catalog_ts_hit;
 
 typedef struct catalog_stats {
     uint64_t write_commits; /**< write transactions committed */
@@ -192,7 +237,7 @@ tarn_rc catalog_timeline_list(catalog *c, const tarn_id *tenant,
                               catalog_timeline **out, size_t *n, tarn_err *err);
 
 /**
- * Delete a timeline.
+ * Delete a timeline, with its layer records and commit timestamps.
  *
  * @return TARN_OK; TARN_ENOTFOUND; TARN_ECONFLICT when other timelines
  * branch from it, with the message naming them.
@@ -210,6 +255,31 @@ tarn_rc catalog_timeline_update(catalog *c, const catalog_timeline *tl,
                                 tarn_err *err);
 
 /**
+ * The state change behind a layer flush, an image layer or an import, in
+ * one transaction: replace the mutable fields of the timeline record (as
+ * catalog_timeline_update), add and remove layer records, and add commit
+ * timestamps.  Adding a layer that exists fails with TARN_EEXIST.
+ */
+tarn_rc catalog_timeline_commit(catalog *c, const catalog_timeline *tl,
+                                const catalog_layer *add, size_t nadd,
+                                const char *const *remove, size_t nremove,
+                                const catalog_commit_ts *cts, size_t ncts,
+                                tarn_err *err);
+
+/**
+ * The layers of a timeline, ordered by name, in a malloc'd array the
+ * caller frees (NULL when there are none).
+ */
+tarn_rc catalog_layer_list(catalog *c, const tarn_id *tenant,
+                           const tarn_id *tl, catalog_layer **out, size_t *n,
+                           tarn_err *err);
+
+/** Look up the commits of a timeline around @p ts. */
+tarn_rc catalog_commit_ts_find(catalog *c, const tarn_id *tenant,
+                               const tarn_id *tl, int64_t ts,
+                               catalog_ts_hit *out, tarn_err *err);
+
+/**
  * Read every record and check the catalog's invariants: checksums, every
  * timeline's tenant and ancestor exist, branch points lie within their
  * ancestor's history, and the name indexes match the records both ways.
@@ -219,7 +289,7 @@ tarn_rc catalog_timeline_update(catalog *c, const catalog_timeline *tl,
  */
 tarn_rc catalog_verify(catalog *c, catalog_summary *out, tarn_err *err);
 
-/** "empty", "active", "broken". */
+/** "empty", "active", "broken", "creating". */
 const char *catalog_tl_state_name(catalog_tl_state s);
 
 #endif

@@ -206,4 +206,63 @@ enum {
 #define PG_DEFAULTTABLESPACE_OID 1663
 #define PG_GLOBALTABLESPACE_OID  1664
 
+/* XLOG records whose main data ingest reads. */
+#define PG_XLOG_OVERWRITE_CONTRECORD 0xD0
+
+/* Standby: xl_running_xacts. */
+#define PG_RUNNING_XACTS_OLDEST_RUNNING 16
+
+/* Storage: xl_smgr_create (16 bytes), xl_smgr_truncate (20 bytes). */
+#define PG_SMGR_CREATE_SIZE   16
+#define PG_SMGR_CREATE_FORK   12
+#define PG_SMGR_TRUNCATE_SIZE 20
+#define PG_SMGR_TRUNCATE_BLKNO 0
+#define PG_SMGR_TRUNCATE_RNODE 4
+#define PG_SMGR_TRUNCATE_FLAGS 16
+
+/* FSM geometry (8 KiB pages): leaf slots per page and tree depth. */
+#define PG_FSM_SLOTS_PER_PAGE 4069
+#define PG_FSM_TREE_DEPTH     3
+
+/* MultiXact: xl_multixact_create (12 + 8 per member), truncate (20). */
+#define PG_MULTIXACT_CREATE_HDR 12
+#define PG_MULTIXACT_TRUNCATE_SIZE 20
+
+/* Database records. */
+#define PG_DBASE_FILE_COPY_SIZE 16
+#define PG_DBASE_WAL_LOG_SIZE   8
+#define PG_DBASE_DROP_HDR       8
+
+/* RelMap: xl_relmap_update header (dbid, tsid, nbytes). */
+#define PG_RELMAP_UPDATE_HDR 12
+
+/* Transaction ids. */
+#define PG_FIRST_NORMAL_XID 3
+
+/* pg_control (ControlFileData, 296 bytes used of an 8 KiB file). */
+#define PG_CONTROL_FILE_SIZE      8192
+#define PG_CONTROL_VERSION        1300
+#define PG_CATALOG_VERSION        202209061
+#define PG_CTL_SYSTEM_ID          0
+#define PG_CTL_VERSION            8
+#define PG_CTL_CATALOG_VERSION    12
+#define PG_CTL_STATE              16
+#define PG_CTL_TIME               24
+#define PG_CTL_CHECKPOINT         32
+#define PG_CTL_CHECKPOINT_COPY    40
+#define PG_CTL_UNLOGGED_LSN       128
+#define PG_CTL_MIN_RECOVERY_POINT 136
+#define PG_CTL_MIN_RECOVERY_TLI   144
+#define PG_CTL_BACKUP_START       152
+#define PG_CTL_BACKUP_END         160
+#define PG_CTL_BACKUP_END_REQUIRED 168
+#define PG_CTL_WAL_LEVEL          172
+#define PG_CTL_BLCKSZ             216
+#define PG_CTL_XLOG_BLCKSZ        224
+#define PG_CTL_XLOG_SEG_SIZE      228
+#define PG_CTL_DATA_CHECKSUM_VERSION 252
+#define PG_CTL_CRC                288
+#define PG_DB_SHUTDOWNED          1
+#define PG_DB_SHUTDOWNED_IN_RECOVERY 2
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * test_catalog.c - the LMDB catalog: create, branch, delete, the children
- * rule, reopen, map growth, checksums and the schema version.
+ * rule, reopen, map growth, checksums, the schema version, the layer map
+ * and commit timestamps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -490,6 +491,106 @@ test_schema_version(void **state)
     f->cat = open_at(f->dir, 1 << 20);
 }
 
+/* The layer map and commit timestamps: one transaction with the timeline,
+ * listed back, searched by time, and gone with the timeline. */
+static void
+test_layers_and_commit_ts(void **state)
+{
+    fixture *f = *state;
+    catalog_timeline tl;
+    catalog_layer add[3], *got = NULL;
+    catalog_commit_ts cts[4] = {{100, 0x1000}, {200, 0x2000}, {200, 0x2100},
+                                {300, 0x3000}};
+    catalog_ts_hit hit;
+    const char *rm[1] = {"layer-b"};
+    size_t n = 0;
+    tarn_err e;
+
+    make_tenant(f->cat, 1, NULL);
+    assert_int_equal(make_timeline(f->cat, 1, 2, NULL, -1, false, 0, &tl, &e),
+                     TARN_OK);
+    assert_int_equal(tl.trust_consistency_images, CATALOG_OFF);
+    memset(add, 0, sizeof(add));
+    for (int i = 0; i < 3; i++) {
+        snprintf(add[i].name, sizeof(add[i].name), "layer-%c", 'a' + i);
+        add[i].kind = (uint8_t)(i == 2 ? 2 : 1);
+        add[i].key_end[0] = 0xff;
+        add[i].lsn_start = (tarn_lsn)i * 100;
+        add[i].lsn_end = (tarn_lsn)i * 100 + 100;
+        add[i].file_size = 4096u * (unsigned)(i + 1);
+    }
+    tl.disk_consistent_lsn = 300;
+    tl.trust_consistency_images = CATALOG_ON;
+    if (catalog_timeline_commit(f->cat, &tl, add, 3, NULL, 0, cts, 4, &e)
+        != TARN_OK)
+        fail_msg("commit: %s", e.msg);
+    /* Adding a layer twice is refused, and nothing of it is applied. */
+    tl.disk_consistent_lsn = 999;
+    assert_int_equal(catalog_timeline_commit(f->cat, &tl, add, 1, NULL, 0,
+                                             NULL, 0, &e),
+                     TARN_EEXIST);
+    assert_int_equal(catalog_timeline_get(f->cat, &tl.tenant_id,
+                                          &tl.timeline_id, &tl, &e),
+                     TARN_OK);
+    assert_int_equal(tl.disk_consistent_lsn, 300);
+    assert_int_equal(tl.trust_consistency_images, CATALOG_ON);
+    assert_int_equal(catalog_timeline_commit(f->cat, &tl, NULL, 0, rm, 1,
+                                             NULL, 0, &e),
+                     TARN_OK);
+    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id,
+                                        &tl.timeline_id, &got, &n, &e),
+                     TARN_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0].name, "layer-a");
+    assert_string_equal(got[1].name, "layer-c");
+    assert_int_equal(got[1].kind, 2);
+    assert_int_equal(got[1].file_size, 3 * 4096);
+    assert_int_equal(got[1].key_end[0], 0xff);
+    free(got);
+
+    assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
+                                            &tl.timeline_id, 250, &hit, &e),
+                     TARN_OK);
+    assert_true(hit.any && hit.found && hit.later);
+    assert_int_equal(hit.ts, 200);
+    assert_int_equal(hit.lsn, 0x2100);
+    assert_int_equal(hit.first_lsn, 0x1000);
+    assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
+                                            &tl.timeline_id, 50, &hit, &e),
+                     TARN_OK);
+    assert_true(hit.any && !hit.found && hit.later);
+    assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
+                                            &tl.timeline_id, 300, &hit, &e),
+                     TARN_OK);
+    assert_true(hit.found && !hit.later);
+    assert_int_equal(hit.lsn, 0x3000);
+    /* Negative times sort before positive ones. */
+    cts[0].ts = -5;
+    assert_int_equal(catalog_timeline_commit(f->cat, &tl, NULL, 0, NULL, 0,
+                                             cts, 1, &e),
+                     TARN_OK);
+    assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
+                                            &tl.timeline_id, 0, &hit, &e),
+                     TARN_OK);
+    assert_true(hit.found);
+    assert_int_equal(hit.ts, -5);
+
+    assert_int_equal(catalog_timeline_delete(f->cat, &tl.tenant_id,
+                                             &tl.timeline_id, &e),
+                     TARN_OK);
+    /* Gone with it. */
+    make_timeline(f->cat, 1, 2, NULL, -1, false, 0, &tl, &e);
+    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id,
+                                        &tl.timeline_id, &got, &n, &e),
+                     TARN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
+                                            &tl.timeline_id, 250, &hit, &e),
+                     TARN_OK);
+    assert_false(hit.any);
+    verify_ok(f->cat, 1, 1);
+}
+
 int
 main(void)
 {
@@ -504,6 +605,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_map_growth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checksum, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_layers_and_commit_ts, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,13 +94,16 @@ walrec_decode(const uint8_t *rec, size_t len, tarn_lsn start, tarn_lsn end,
             walrec_block *b = &r->blocks[id];
             if (stop - p < 3)
                 FAIL("record at %s: truncated block header %u", l, id);
+            /* Nothing may survive from a record decoded earlier into the
+             * same walrec (has_image, image, data...). */
+            memset(b, 0, sizeof(*b));
             b->in_use = true;
             b->flags = p[0];
             b->fork = p[0] & PG_BKPBLOCK_FORK_MASK;
             b->data_len = tarn_get_u16(p + 1);
             p += 3;
             b->will_init = (b->flags & PG_BKPBLOCK_WILL_INIT) != 0;
-            if ((b->flags & PG_BKPBLOCK_HAS_DATA) != (b->data_len > 0))
+            if (((b->flags & PG_BKPBLOCK_HAS_DATA) != 0) != (b->data_len > 0))
                 FAIL("record at %s: block %u has %u data bytes but flags "
                      "0x%02x",
                      l, id, b->data_len, b->flags);
@@ -141,27 +144,25 @@ walrec_decode(const uint8_t *rec, size_t len, tarn_lsn start, tarn_lsn end,
                         || b->image_len == PG_BLCKSZ))
                     FAIL("record at %s: block %u: bad hole (offset %u, "
                          "length %u, image %u)",
-                         l, id, b->hole_offset, b->hole_length,
-                         b->image_len);
+                         l, id, b->hole_offset, b->hole_length, b->image_len);
                 if (!(b->bimg_info & PG_BKPIMAGE_HAS_HOLE)
                     && (b->hole_offset != 0 || b->hole_length != 0))
                     FAIL("record at %s: block %u: hole without the flag", l,
                          id);
-                if (!compressed && b->image_len == PG_BLCKSZ
-                    && b->hole_length != 0)
-                    FAIL("record at %s: block %u: bad image length", l, id);
+                if (compressed && b->image_len == PG_BLCKSZ)
+                    FAIL("record at %s: block %u: compressed image of %u "
+                         "bytes",
+                         l, id, b->image_len);
                 if ((uint32_t)b->hole_offset + b->hole_length > PG_BLCKSZ
                     || b->image_len == 0 || b->image_len > PG_BLCKSZ)
                     FAIL("record at %s: block %u: image length %u, hole "
                          "%u+%u do not fit a page",
-                         l, id, b->image_len, b->hole_offset,
-                         b->hole_length);
+                         l, id, b->image_len, b->hole_offset, b->hole_length);
                 datatotal += b->image_len;
             }
             if (!(b->flags & PG_BKPBLOCK_SAME_REL)) {
                 if (stop - p < 12)
-                    FAIL("record at %s: truncated relation of block %u", l,
-                         id);
+                    FAIL("record at %s: truncated relation of block %u", l, id);
                 prev_rel.spc = tarn_get_u32(p);
                 prev_rel.db = tarn_get_u32(p + 4);
                 prev_rel.rel = tarn_get_u32(p + 8);
@@ -180,8 +181,8 @@ walrec_decode(const uint8_t *rec, size_t len, tarn_lsn start, tarn_lsn end,
         }
     }
     if ((size_t)(stop - p) != datatotal)
-        FAIL("record at %s: headers announce %zu payload bytes, %zu remain",
-             l, datatotal, (size_t)(stop - p));
+        FAIL("record at %s: headers announce %zu payload bytes, %zu remain", l,
+             datatotal, (size_t)(stop - p));
     /* Payload: per block, the image then the data; then the main data. */
     for (int i = 0; i <= r->max_block_id; i++) {
         walrec_block *b = &r->blocks[i];
@@ -291,11 +292,12 @@ const char *
 pg_rmgr_name(uint8_t rmid)
 {
     static const char *const names[] = {
-        "XLOG",      "Transaction", "Storage", "CLOG",     "Database",
-        "Tablespace", "MultiXact",  "RelMap",  "Standby",  "Heap2",
-        "Heap",      "Btree",       "Hash",    "Gin",      "Gist",
-        "Sequence",  "SPGist",      "BRIN",    "CommitTs", "ReplicationOrigin",
-        "Generic",   "LogicalMessage"};
+        "XLOG",     "Transaction",   "Storage",   "CLOG",
+        "Database", "Tablespace",    "MultiXact", "RelMap",
+        "Standby",  "Heap2",         "Heap",      "Btree",
+        "Hash",     "Gin",           "Gist",      "Sequence",
+        "SPGist",   "BRIN",          "CommitTs",  "ReplicationOrigin",
+        "Generic",  "LogicalMessage"};
 
     if (rmid < TARN_ARRAY_LEN(names))
         return names[rmid];

@@ -28,10 +28,10 @@ typedef struct walrec_block {
     pg_rel rel;
     uint8_t fork;
     uint32_t blkno;
-    uint8_t flags;   /**< PG_BKPBLOCK_* */
-    bool has_image;  /**< an image is present (apply or verification) */
-    bool apply;      /**< PG_BKPIMAGE_APPLY: redo restores it */
-    bool will_init;  /**< PG_BKPBLOCK_WILL_INIT */
+    uint8_t flags;  /**< PG_BKPBLOCK_* */
+    bool has_image; /**< an image is present (apply or verification) */
+    bool apply;     /**< PG_BKPIMAGE_APPLY: redo restores it */
+    bool will_init; /**< PG_BKPBLOCK_WILL_INIT */
     const uint8_t *image;
     uint16_t image_len; /**< bytes stored (compressed or not) */
     uint16_t hole_offset;

@@ -80,8 +80,8 @@ test_memlayer(void **state)
 {
     memlayer *m;
     tarn_err err;
-    tkey a = tkey_rel_block(1663, 5, 1, 0, 0), b = tkey_rel_block(1663, 5, 1, 0,
-                                                                  1);
+    tkey a = tkey_rel_block(1663, 5, 1, 0, 0),
+         b = tkey_rel_block(1663, 5, 1, 0, 1);
     uint8_t rec[TVAL_PGREC_HDR + 24] = {TVAL_PGREC, 0, 0};
     tbuf img = {0};
     vcollect c;
@@ -97,12 +97,9 @@ test_memlayer(void **state)
     page_value(&img, 1);
     assert_int_equal(memlayer_create(100, &m, &err), TARN_OK);
     assert_int_equal(memlayer_put(m, &a, 100, img.p, img.len, &err), TARN_OK);
-    assert_int_equal(memlayer_put(m, &a, 110, rec, sizeof(rec), &err),
-                     TARN_OK);
-    assert_int_equal(memlayer_put(m, &a, 120, rec, sizeof(rec), &err),
-                     TARN_OK);
-    assert_int_equal(memlayer_put(m, &b, 115, rec, sizeof(rec), &err),
-                     TARN_OK);
+    assert_int_equal(memlayer_put(m, &a, 110, rec, sizeof(rec), &err), TARN_OK);
+    assert_int_equal(memlayer_put(m, &a, 120, rec, sizeof(rec), &err), TARN_OK);
+    assert_int_equal(memlayer_put(m, &b, 115, rec, sizeof(rec), &err), TARN_OK);
     /* Newest first, stopping at the image. */
     vcollect_init(&c);
     assert_int_equal(memlayer_collect(m, &a, 0, 119, &c, &err), TARN_OK);
@@ -196,22 +193,21 @@ test_layer_roundtrip(void **state)
             tarn_lsn lsn = 1000 + i * 10;
             if (i % 100 == 0) {
                 page_value(&img, (uint8_t)(i / 100));
-                assert_int_equal(layerw_add(w, &k, lsn, img.p, img.len, true,
-                                            &err),
-                                 TARN_OK);
+                assert_int_equal(
+                    layerw_add(w, &k, lsn, img.p, img.len, true, &err),
+                    TARN_OK);
             } else {
                 rec[3] = (uint8_t)i;
-                assert_int_equal(layerw_add(w, &k, lsn, rec, sizeof(rec),
-                                            false, &err),
-                                 TARN_OK);
+                assert_int_equal(
+                    layerw_add(w, &k, lsn, rec, sizeof(rec), false, &err),
+                    TARN_OK);
             }
         }
     }
     /* Out of order is refused. */
     {
         tkey k = tkey_rel_block(1663, 5, 100, 0, 0);
-        assert_int_equal(layerw_add(w, &k, 5000, rec, sizeof(rec), false,
-                                    &err),
+        assert_int_equal(layerw_add(w, &k, 5000, rec, sizeof(rec), false, &err),
                          TARN_EINVAL);
     }
     if (layerw_finish(w, NULL, NULL, &d, name, &err) != TARN_OK)
@@ -231,15 +227,13 @@ test_layer_roundtrip(void **state)
         assert_int_equal(c.n, 51);
         assert_int_equal(c.v[0].lsn, 3500);
         assert_int_equal(c.v[50].lsn, 3000);
-        assert_int_equal(layer_read_value(l, c.v[50].off, c.v[50].len, &out,
-                                          &err),
-                         TARN_OK);
+        assert_int_equal(
+            layer_read_value(l, c.v[50].off, c.v[50].len, &out, &err), TARN_OK);
         assert_int_equal(out.len, 8193);
         assert_int_equal(out.p[0], TVAL_IMAGE);
         assert_int_equal(out.p[4000], 2);
-        assert_int_equal(layer_read_value(l, c.v[0].off, c.v[0].len, &out,
-                                          &err),
-                         TARN_OK);
+        assert_int_equal(
+            layer_read_value(l, c.v[0].off, c.v[0].len, &out, &err), TARN_OK);
         assert_int_equal(out.len, sizeof(rec));
         assert_int_equal(out.p[3], (uint8_t)250);
         vcollect_free(&c);
@@ -274,9 +268,9 @@ test_layer_roundtrip(void **state)
         b ^= 0x40;
         assert_int_equal(pwrite(fd, &b, 1, (off_t)c.v[50].off + 20), 1);
         close(fd);
-        assert_int_equal(layer_read_value(l, c.v[50].off, c.v[50].len, &out,
-                                          &err),
-                         TARN_ECORRUPT);
+        assert_int_equal(
+            layer_read_value(l, c.v[50].off, c.v[50].len, &out, &err),
+            TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "CRC32C"));
         assert_int_equal(layer_verify(l, &err), TARN_ECORRUPT);
         vcollect_free(&c);
@@ -361,8 +355,8 @@ test_timeline_reads(void **state)
     redo_stats rs = {0};
     timeline *tl, *child;
     timeline_opts o = {0};
-    tkey sz = tkey_rel_size(1663, 5, 42, 0), blk = tkey_rel_block(1663, 5, 42,
-                                                                  0, 3);
+    tkey sz = tkey_rel_size(1663, 5, 42, 0),
+         blk = tkey_rel_block(1663, 5, 42, 0, 3);
     tbuf b = {0};
     uint8_t page[8192];
     tarn_err err;
@@ -425,8 +419,7 @@ test_timeline_reads(void **state)
     assert_int_equal(page[10], 7);
     u32_value(&b, 0); /* a tombstone is an empty image */
     assert_int_equal(tval_image(&b, NULL, 0, &err), TARN_OK);
-    assert_int_equal(timeline_put(child, &sz, 260, b.p, b.len, &err),
-                     TARN_OK);
+    assert_int_equal(timeline_put(child, &sz, 260, b.p, b.len, &err), TARN_OK);
     timeline_advance(child, 260, 255);
     get_u32(timeline_view(child), &sz, 260, &found);
     assert_false(found);

@@ -275,8 +275,7 @@ encode_timeline(const catalog_timeline *tl, rec_buf *r)
         rec_put(r, F_TL_COMPUTE_CONNINFO, tl->compute_conninfo,
                 strlen(tl->compute_conninfo));
     if (tl->trust_consistency_images != CATALOG_DEFAULT)
-        rec_put_u64(r, F_TL_TRUST_CI,
-                    (uint64_t)tl->trust_consistency_images);
+        rec_put_u64(r, F_TL_TRUST_CI, (uint64_t)tl->trust_consistency_images);
     rec_finish(r);
 }
 
@@ -1077,6 +1076,8 @@ txn_timeline_create(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
                                 tarn_id_format(&n->ancestor_id, idbuf));
         tl->has_ancestor = true;
         tl->ancestor_id = n->ancestor_id;
+        if (n->ancestor_last_lsn > anc.last_record_lsn)
+            anc.last_record_lsn = n->ancestor_last_lsn;
         tl->ancestor_lsn =
             n->has_ancestor_lsn ? n->ancestor_lsn : anc.last_record_lsn;
         if (tl->ancestor_lsn > anc.last_record_lsn)
@@ -1419,8 +1420,8 @@ txn_timeline_commit(catalog *c, MDB_txn *txn, void *arg, tarn_err *err)
             return tarn_err_set(err, TARN_EINVAL, "bad layer name");
         memcpy(key + 32, a->add[i].name, n);
         encode_layer(&a->add[i], &r);
-        rc = db_put(c, txn, c->layers, key, 32 + n, r.b, r.len,
-                    MDB_NOOVERWRITE, err);
+        rc = db_put(c, txn, c->layers, key, 32 + n, r.b, r.len, MDB_NOOVERWRITE,
+                    err);
         if (rc == TARN_EEXIST)
             return tarn_err_set(err, TARN_EEXIST,
                                 "layer %s is already in the layer map",

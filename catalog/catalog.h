@@ -99,6 +99,9 @@ typedef struct catalog_timeline_new {
     tarn_lsn ancestor_lsn;
     tarn_time_us created_at;
     bool creating; /**< a root made in state CREATING (bootstrap/import) */
+    /** The ancestor's live last_record_lsn (the page server's, which runs
+     * ahead of the catalog's); 0: use the catalog's. */
+    tarn_lsn ancestor_last_lsn;
     catalog_tristate trust_consistency_images;
 } catalog_timeline_new;
 
@@ -124,12 +127,12 @@ typedef struct catalog_commit_ts {
 
 /** What catalog_commit_ts_find() found around a timestamp. */
 typedef struct catalog_ts_hit {
-    bool any;          /**< the timeline has commits at all */
-    bool found;        /**< a commit at or before the timestamp exists */
-    int64_t ts;        /**< the last such commit... */
-    tarn_lsn lsn;      /**< ...and its end LSN */
-    bool later;        /**< a commit after the timestamp exists */
-    int64_t first_ts;  /**< the first commit of all */
+    bool any;         /**< the timeline has commits at all */
+    bool found;       /**< a commit at or before the timestamp exists */
+    int64_t ts;       /**< the last such commit... */
+    tarn_lsn lsn;     /**< ...and its end LSN */
+    bool later;       /**< a commit after the timestamp exists */
+    int64_t first_ts; /**< the first commit of all */
     tarn_lsn first_lsn;
 } catalog_ts_hit;
 
@@ -270,9 +273,8 @@ tarn_rc catalog_timeline_commit(catalog *c, const catalog_timeline *tl,
  * The layers of a timeline, ordered by name, in a malloc'd array the
  * caller frees (NULL when there are none).
  */
-tarn_rc catalog_layer_list(catalog *c, const tarn_id *tenant,
-                           const tarn_id *tl, catalog_layer **out, size_t *n,
-                           tarn_err *err);
+tarn_rc catalog_layer_list(catalog *c, const tarn_id *tenant, const tarn_id *tl,
+                           catalog_layer **out, size_t *n, tarn_err *err);
 
 /** Look up the commits of a timeline around @p ts. */
 tarn_rc catalog_commit_ts_find(catalog *c, const tarn_id *tenant,

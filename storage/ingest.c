@@ -179,15 +179,14 @@ u32set_load(ingest *ing, const tkey *k, u32set *s, tarn_err *err)
     s->n = 0;
     if (rc != TARN_OK || !found)
         return rc;
-    if (ing->tmp.len < 4 || (n = tarn_get_u32(ing->tmp.p),
-                             ing->tmp.len != 4 + (size_t)n * 4)) {
+    if (ing->tmp.len < 4
+        || (n = tarn_get_u32(ing->tmp.p), ing->tmp.len != 4 + (size_t)n * 4)) {
         char kd[96];
         return FAIL("%s has a malformed value",
                     tkey_describe(k, kd, sizeof(kd)));
     }
     for (uint32_t i = 0; i < n; i++)
-        if (u32set_add(s, tarn_get_u32(ing->tmp.p + 4 + 4 * i), err)
-            != TARN_OK)
+        if (u32set_add(s, tarn_get_u32(ing->tmp.p + 4 + 4 * i), err) != TARN_OK)
             return TARN_ENOMEM;
     return TARN_OK;
 }
@@ -428,8 +427,8 @@ rel_drop(ingest *ing, uint32_t spc, uint32_t db, uint32_t rel, uint8_t fork,
 }
 
 static tarn_rc
-rel_set_size(ingest *ing, uint32_t spc, uint32_t db, uint32_t rel,
-             uint8_t fork, uint32_t nblocks, tarn_err *err)
+rel_set_size(ingest *ing, uint32_t spc, uint32_t db, uint32_t rel, uint8_t fork,
+             uint32_t nblocks, tarn_err *err)
 {
     tkey sk = tkey_rel_size(spc, db, rel, fork);
 
@@ -585,8 +584,7 @@ clog_set(ingest *ing, uint32_t *xids, size_t n, uint8_t status, tarn_err *err)
         tarn_rc rc;
         while (j < n && xids[j] / PG_CLOG_XACTS_PER_PAGE == page)
             j++;
-        if ((rc = slru_ensure(ing, SLRU_CLOG, page, &created, err))
-            != TARN_OK)
+        if ((rc = slru_ensure(ing, SLRU_CLOG, page, &created, err)) != TARN_OK)
             return rc;
         if (tval_clog(&ing->val, status, xids + i, j - i, err) != TARN_OK)
             return TARN_ENOMEM;
@@ -777,8 +775,8 @@ ingest_heap(ingest *ing, const walrec *r, tarn_err *err)
         if (a == b)
             b = TVAL_NO_BLOCK;
         if (a != TVAL_NO_BLOCK || b != TVAL_NO_BLOCK)
-            return vm_clear(ing, b0, a, b,
-                            PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN, err);
+            return vm_clear(ing, b0, a, b, PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN,
+                            err);
         return TARN_OK;
     }
     case PG_XLOG_HEAP_LOCK:
@@ -786,8 +784,8 @@ ingest_heap(ingest *ing, const walrec *r, tarn_err *err)
             return rc;
         flags = r->main_data[PG_XL_HEAP_LOCK_FLAGS];
         if (flags & PG_XLH_LOCK_ALL_FROZEN_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK,
-                            PG_VM_ALL_FROZEN, err);
+            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK, PG_VM_ALL_FROZEN,
+                            err);
         return TARN_OK;
     }
     return TARN_OK;
@@ -814,8 +812,8 @@ ingest_heap2(ingest *ing, const walrec *r, tarn_err *err)
             return rc;
         flags = r->main_data[PG_XL_HEAP_LOCK_UPDATED_FLAGS];
         if (flags & PG_XLH_LOCK_ALL_FROZEN_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK,
-                            PG_VM_ALL_FROZEN, err);
+            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK, PG_VM_ALL_FROZEN,
+                            err);
     }
     return TARN_OK;
 }
@@ -868,8 +866,8 @@ ingest_smgr(ingest *ing, const walrec *r, tarn_err *err)
                 != TARN_OK)
                 return rc;
             if (n > (int64_t)blkno
-                && (rc = rel_set_size(ing, spc, db, rel, PG_MAIN_FORKNUM,
-                                      blkno, err))
+                && (rc = rel_set_size(ing, spc, db, rel, PG_MAIN_FORKNUM, blkno,
+                                      err))
                        != TARN_OK)
                 return rc;
         }
@@ -886,8 +884,8 @@ ingest_smgr(ingest *ing, const walrec *r, tarn_err *err)
                  */
                 if (blkno % PG_FSM_SLOTS_PER_PAGE != 0) {
                     if ((int64_t)phys < n) {
-                        tkey k = tkey_rel_block(spc, db, rel, PG_FSM_FORKNUM,
-                                                phys);
+                        tkey k =
+                            tkey_rel_block(spc, db, rel, PG_FSM_FORKNUM, phys);
                         if ((rc = put_zero(ing, &k, err)) != TARN_OK)
                             return rc;
                     }
@@ -907,8 +905,7 @@ ingest_smgr(ingest *ing, const walrec *r, tarn_err *err)
                 return rc;
             if (n != NOT_EXIST && n > (int64_t)vmblk) {
                 if (blkno % PG_VM_HEAPBLOCKS_PER_PAGE != 0) {
-                    tkey k = tkey_rel_block(spc, db, rel, PG_VM_FORKNUM,
-                                            vmblk);
+                    tkey k = tkey_rel_block(spc, db, rel, PG_VM_FORKNUM, vmblk);
                     if (tval_vmtrunc(&ing->val, blkno, err) != TARN_OK)
                         return TARN_ENOMEM;
                     if ((rc = put(ing, &k, &ing->val, err)) != TARN_OK)
@@ -943,11 +940,11 @@ parse_xact(const walrec *r, bool commit, xact_parsed *p, tarn_err *err)
     const uint8_t *d = r->main_data, *end = d + r->main_len;
     char l[TARN_LSN_STRLEN];
 
-#define TAKE(n)                                                           \
-    do {                                                                  \
-        if ((size_t)(end - d) < (size_t)(n))                              \
-            return FAIL("Transaction record at %s is truncated",          \
-                        tarn_lsn_format(r->start, l));                    \
+#define TAKE(n)                                                  \
+    do {                                                         \
+        if ((size_t)(end - d) < (size_t)(n))                     \
+            return FAIL("Transaction record at %s is truncated", \
+                        tarn_lsn_format(r->start, l));           \
     } while (0)
 
     memset(p, 0, sizeof(*p));
@@ -1015,9 +1012,10 @@ static tarn_rc
 ingest_xact(ingest *ing, const walrec *r, tarn_err *err)
 {
     uint8_t op = r->info & PG_XLOG_XACT_OPMASK;
-    bool commit = op == PG_XLOG_XACT_COMMIT || op == PG_XLOG_XACT_COMMIT_PREPARED;
-    bool prepared = op == PG_XLOG_XACT_COMMIT_PREPARED
-                    || op == PG_XLOG_XACT_ABORT_PREPARED;
+    bool commit =
+        op == PG_XLOG_XACT_COMMIT || op == PG_XLOG_XACT_COMMIT_PREPARED;
+    bool prepared =
+        op == PG_XLOG_XACT_COMMIT_PREPARED || op == PG_XLOG_XACT_ABORT_PREPARED;
     xact_parsed p;
     uint32_t *xids, xid;
     tarn_rc rc;
@@ -1029,8 +1027,7 @@ ingest_xact(ingest *ing, const walrec *r, tarn_err *err)
             return rc;
         xid = tarn_get_u32(r->main_data + PG_XACT_PREPARE_XID);
         k = tkey_twophase(xid);
-        if ((rc = put_image(ing, &k, r->main_data, r->main_len, err))
-            != TARN_OK
+        if ((rc = put_image(ing, &k, r->main_data, r->main_len, err)) != TARN_OK
             || (rc = u32set_add(&ing->twophase, xid, err)) != TARN_OK)
             return rc;
         return twophase_put_dir(ing, err);
@@ -1084,8 +1081,7 @@ ingest_clog(ingest *ing, const walrec *r, tarn_err *err)
     if (op == PG_CLOG_ZEROPAGE) {
         if ((rc = need(r, 4, "CLOG/ZEROPAGE", err)) != TARN_OK)
             return rc;
-        return slru_zero_page(ing, SLRU_CLOG, tarn_get_u32(r->main_data),
-                              err);
+        return slru_zero_page(ing, SLRU_CLOG, tarn_get_u32(r->main_data), err);
     }
     if (op == PG_CLOG_TRUNCATE) {
         if ((rc = need(r, 12, "CLOG/TRUNCATE", err)) != TARN_OK)
@@ -1161,8 +1157,8 @@ ingest_multixact(ingest *ing, const walrec *r, tarn_err *err)
             return rc;
         /* Members, one value per members page. */
         for (uint32_t i = 0; i < n;) {
-            uint32_t off = moff + i,
-                     page = off / PG_MULTIXACT_MEMBERS_PER_PAGE, j = i;
+            uint32_t off = moff + i, page = off / PG_MULTIXACT_MEMBERS_PER_PAGE,
+                     j = i;
             uint32_t xids[PG_MULTIXACT_MEMBERS_PER_PAGE];
             uint8_t st[PG_MULTIXACT_MEMBERS_PER_PAGE];
             bool created;
@@ -1188,13 +1184,11 @@ ingest_multixact(ingest *ing, const walrec *r, tarn_err *err)
             i = j;
         }
         if (ing->have_ckpt) {
-            if ((int32_t)(next
-                          - tarn_get_u32(ing->ckpt + PG_CKPT_NEXT_MULTI))
+            if ((int32_t)(next - tarn_get_u32(ing->ckpt + PG_CKPT_NEXT_MULTI))
                 > 0)
                 ckpt_set32(ing, PG_CKPT_NEXT_MULTI, next);
             if ((int32_t)(moff + n
-                          - tarn_get_u32(ing->ckpt
-                                         + PG_CKPT_NEXT_MULTI_OFFSET))
+                          - tarn_get_u32(ing->ckpt + PG_CKPT_NEXT_MULTI_OFFSET))
                 > 0)
                 ckpt_set32(ing, PG_CKPT_NEXT_MULTI_OFFSET, moff + n);
             if (maxxid != 0)
@@ -1204,8 +1198,8 @@ ingest_multixact(ingest *ing, const walrec *r, tarn_err *err)
     }
     case PG_XLOG_MULTIXACT_TRUNCATE_ID: {
         uint32_t start_memb, end_memb, seg, endseg, maxseg, end_off;
-        if ((rc = need(r, PG_MULTIXACT_TRUNCATE_SIZE, "MultiXact/TRUNCATE",
-                       err))
+        if ((rc =
+                 need(r, PG_MULTIXACT_TRUNCATE_SIZE, "MultiXact/TRUNCATE", err))
             != TARN_OK)
             return rc;
         end_off = tarn_get_u32(d + 8);
@@ -1324,15 +1318,13 @@ dbase_copy(ingest *ing, uint32_t db, uint32_t spc, uint32_t src_db,
         return rc;
     if (found) {
         tkey k = tkey_relmap(spc, db);
-        if ((rc = put_image(ing, &k, ing->tmp.p, ing->tmp.len, err))
-            != TARN_OK)
+        if ((rc = put_image(ing, &k, ing->tmp.p, ing->tmp.len, err)) != TARN_OK)
             return rc;
     }
     if ((rc = list_rels(ing, src_spc, src_db, at, &rels, err)) != TARN_OK)
         goto done;
     for (size_t i = 0; i < rels.n; i++) {
-        tkey sk = tkey_rel_size(src_spc, src_db, rels.v[i].rel,
-                                rels.v[i].fork);
+        tkey sk = tkey_rel_size(src_spc, src_db, rels.v[i].rel, rels.v[i].fork);
         uint32_t n;
         int64_t cur;
         if ((rc = tl_get_value(view(ing), &sk, at, &ing->tmp, &found, err))
@@ -1341,15 +1333,15 @@ dbase_copy(ingest *ing, uint32_t db, uint32_t spc, uint32_t src_db,
         if (!found || ing->tmp.len != 4)
             continue;
         n = tarn_get_u32(ing->tmp.p);
-        if ((rc = rel_ensure(ing, spc, db, rels.v[i].rel, rels.v[i].fork,
-                             &cur, err))
+        if ((rc = rel_ensure(ing, spc, db, rels.v[i].rel, rels.v[i].fork, &cur,
+                             err))
             != TARN_OK)
             goto done;
         for (uint32_t b = 0; b < n; b++) {
             tkey src = tkey_rel_block(src_spc, src_db, rels.v[i].rel,
                                       rels.v[i].fork, b),
-                 dst = tkey_rel_block(spc, db, rels.v[i].rel, rels.v[i].fork,
-                                      b);
+                 dst =
+                     tkey_rel_block(spc, db, rels.v[i].rel, rels.v[i].fork, b);
             rc = tl_get_page(view(ing), &src, at, page, err);
             if (rc == TARN_ENOTFOUND) {
                 rc = put_zero(ing, &dst, err);
@@ -1412,8 +1404,8 @@ ingest_dbase(ingest *ing, const walrec *r, tarn_err *err)
         return dbase_copy(ing, tarn_get_u32(d), tarn_get_u32(d + 4),
                           tarn_get_u32(d + 8), tarn_get_u32(d + 12), err);
     case PG_XLOG_DBASE_CREATE_WAL_LOG:
-        if ((rc = need(r, PG_DBASE_WAL_LOG_SIZE, "Database/CREATE_WAL_LOG",
-                       err))
+        if ((rc =
+                 need(r, PG_DBASE_WAL_LOG_SIZE, "Database/CREATE_WAL_LOG", err))
             != TARN_OK)
             return rc;
         return dbdir_add(ing, tarn_get_u32(d + 4), tarn_get_u32(d), err);
@@ -1490,8 +1482,8 @@ ingest_blocks(ingest *ing, const walrec *r, tarn_err *err)
         /* XLOG records carry nothing but their images. */
         if (r->rmid == PG_RM_XLOG && !b->has_image)
             continue;
-        if ((rc = rel_extend_to(ing, b->rel.spc, b->rel.db, b->rel.rel,
-                                b->fork, b->blkno, err))
+        if ((rc = rel_extend_to(ing, b->rel.spc, b->rel.db, b->rel.rel, b->fork,
+                                b->blkno, err))
             != TARN_OK)
             return rc;
         k = tkey_rel_block(b->rel.spc, b->rel.db, b->rel.rel, b->fork,
@@ -1504,10 +1496,10 @@ ingest_blocks(ingest *ing, const walrec *r, tarn_err *err)
              * Redo sets the LSN of a page it restores or changes, except
              * Heap2/VISIBLE's heap page, which only gets PD_ALL_VISIBLE.
              */
-            keep_lsn = !b->apply && r->rmid == PG_RM_HEAP2
-                       && (r->info & PG_XLOG_HEAP_OPMASK)
-                              == PG_XLOG_HEAP2_VISIBLE
-                       && id == 1;
+            keep_lsn =
+                !b->apply && r->rmid == PG_RM_HEAP2
+                && (r->info & PG_XLOG_HEAP_OPMASK) == PG_XLOG_HEAP2_VISIBLE
+                && id == 1;
             if (!pg_page_is_new(page) && !keep_lsn)
                 pg_page_set_lsn(page, ing->lsn);
             if ((rc = put_image(ing, &k, page, PG_BLCKSZ, err)) != TARN_OK)
@@ -1515,8 +1507,8 @@ ingest_blocks(ingest *ing, const walrec *r, tarn_err *err)
             ing->st.images++;
             continue;
         }
-        if (tval_pgrec(&ing->val, (uint8_t)id, b->will_init, r->raw,
-                       r->tot_len, err)
+        if (tval_pgrec(&ing->val, (uint8_t)id, b->will_init, r->raw, r->tot_len,
+                       err)
             != TARN_OK)
             return TARN_ENOMEM;
         if ((rc = put(ing, &k, &ing->val, err)) != TARN_OK)
@@ -1656,8 +1648,7 @@ ingest_record(ingest *ing, const walscan_rec *rec, tarn_err *err)
         goto fail;
     if (ing->ckpt_dirty) {
         tkey k = tkey_checkpoint();
-        if ((rc = put_image(ing, &k, ing->ckpt, PG_CKPT_SIZE, err))
-            != TARN_OK)
+        if ((rc = put_image(ing, &k, ing->ckpt, PG_CKPT_SIZE, err)) != TARN_OK)
             goto fail;
         ing->ckpt_dirty = false;
     }
@@ -1665,7 +1656,7 @@ ingest_record(ingest *ing, const walscan_rec *rec, tarn_err *err)
     ing->st.bytes += rec->tot_len;
     timeline_advance(ing->tl, rec->end, rec->start);
     return TARN_OK;
-fail: {
+fail : {
     char l[TARN_LSN_STRLEN];
     tarn_err_prefix(err, "ingest of %s record at %s: ", pg_rmgr_name(r->rmid),
                     tarn_lsn_format(rec->start, l));

@@ -39,12 +39,12 @@ typedef struct ingest_opts {
 
 typedef struct ingest_stats {
     uint64_t records;
-    uint64_t bytes;        /**< total record bytes */
-    uint64_t values;       /**< values put */
-    uint64_t images;       /**< page images stored */
-    uint64_t pg_records;   /**< record values stored */
+    uint64_t bytes;      /**< total record bytes */
+    uint64_t values;     /**< values put */
+    uint64_t images;     /**< page images stored */
+    uint64_t pg_records; /**< record values stored */
     uint64_t vm_clears;
-    uint64_t zero_pages;   /**< gap fills and SLRU zero pages */
+    uint64_t zero_pages; /**< gap fills and SLRU zero pages */
     uint64_t rels_created, rels_dropped;
     uint64_t commits;
 } ingest_stats;

@@ -97,8 +97,7 @@ char *
 tkey_describe(const tkey *k, char *buf, size_t len)
 {
     char hex[TKEY_STRLEN];
-    uint32_t f2 = tkey_f2(k), f3 = tkey_f3(k), f4 = tkey_f4(k),
-             f6 = tkey_f6(k);
+    uint32_t f2 = tkey_f2(k), f3 = tkey_f3(k), f4 = tkey_f4(k), f6 = tkey_f6(k);
 
     switch (k->b[0]) {
     case TKEY_REL:
@@ -119,8 +118,7 @@ tkey_describe(const tkey *k, char *buf, size_t len)
         else if (f6 == TKEY_SIZE_BLK)
             snprintf(buf, len, "size of %s segment %04X", slru_name(f2), f4);
         else
-            snprintf(buf, len, "%s segment %04X blk %u", slru_name(f2), f4,
-                     f6);
+            snprintf(buf, len, "%s segment %04X blk %u", slru_name(f2), f4, f6);
         return buf;
     case TKEY_TWOPHASE:
         if (f6 == 0)

@@ -96,12 +96,36 @@ tkey_make(uint8_t f1, uint32_t f2, uint32_t f3, uint32_t f4, uint8_t f5,
     return k;
 }
 
-static inline uint8_t tkey_f1(const tkey *k) { return k->b[0]; }
-static inline uint32_t tkey_f2(const tkey *k) { return tkey_get32(k->b + 1); }
-static inline uint32_t tkey_f3(const tkey *k) { return tkey_get32(k->b + 5); }
-static inline uint32_t tkey_f4(const tkey *k) { return tkey_get32(k->b + 9); }
-static inline uint8_t tkey_f5(const tkey *k) { return k->b[13]; }
-static inline uint32_t tkey_f6(const tkey *k) { return tkey_get32(k->b + 14); }
+static inline uint8_t
+tkey_f1(const tkey *k)
+{
+    return k->b[0];
+}
+static inline uint32_t
+tkey_f2(const tkey *k)
+{
+    return tkey_get32(k->b + 1);
+}
+static inline uint32_t
+tkey_f3(const tkey *k)
+{
+    return tkey_get32(k->b + 5);
+}
+static inline uint32_t
+tkey_f4(const tkey *k)
+{
+    return tkey_get32(k->b + 9);
+}
+static inline uint8_t
+tkey_f5(const tkey *k)
+{
+    return k->b[13];
+}
+static inline uint32_t
+tkey_f6(const tkey *k)
+{
+    return tkey_get32(k->b + 14);
+}
 
 static inline int
 tkey_cmp(const tkey *a, const tkey *b)

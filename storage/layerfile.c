@@ -36,20 +36,20 @@
 #include "server/core/crc32c.h"
 #include "server/core/fsutil.h"
 
-#define HDR_SIZE     4096
-#define BLOCK        8192
-#define ENTRY        40
-#define PER_BLOCK    ((BLOCK - 8) / ENTRY)
-#define FENCE        26
-#define BLOB_HDR     9
-#define BLOB_TAIL    4
-#define CODEC_RAW    0
-#define CODEC_ZSTD   1
-#define ZSTD_MIN     256 /* smaller values rarely shrink */
-#define WBUF_SIZE    (1u << 20)
+#define HDR_SIZE           4096
+#define BLOCK              8192
+#define ENTRY              40
+#define PER_BLOCK          ((BLOCK - 8) / ENTRY)
+#define FENCE              26
+#define BLOB_HDR           9
+#define BLOB_TAIL          4
+#define CODEC_RAW          0
+#define CODEC_ZSTD         1
+#define ZSTD_MIN           256 /* smaller values rarely shrink */
+#define WBUF_SIZE          (1u << 20)
 #define BLOOM_BITS_PER_KEY 10
-#define BLOOM_K      7
-#define MAX_BLOB     (64u << 20)
+#define BLOOM_K            7
+#define MAX_BLOB           (64u << 20)
 
 static const char MAGIC[8] = {'T', 'A', 'R', 'N', 'L', 'A', 'Y', 'R'};
 
@@ -368,8 +368,8 @@ bloom_probes(uint64_t h, uint64_t nbits, uint64_t *pos)
 }
 
 static tarn_rc
-pwrite_all(int fd, const void *data, size_t len, uint64_t off,
-           const char *path, tarn_err *err)
+pwrite_all(int fd, const void *data, size_t len, uint64_t off, const char *path,
+           tarn_err *err)
 {
     const uint8_t *p = data;
 
@@ -447,8 +447,7 @@ layerw_finish(layerw *w, const tkey *key_start, const tkey *key_end,
         if ((rc = wbuf_add(w, block, BLOCK, err)) != TARN_OK)
             goto fail;
     }
-    tarn_put_u32(fences + fence_len - 4,
-                 tarn_crc32c(fences, fence_len - 4));
+    tarn_put_u32(fences + fence_len - 4, tarn_crc32c(fences, fence_len - 4));
     fence_off = w->pos;
     if ((rc = wbuf_add(w, fences, fence_len, err)) != TARN_OK)
         goto fail;
@@ -556,8 +555,8 @@ pread_all(layer *l, void *buf, size_t len, uint64_t off, tarn_err *err)
         }
         if (n == 0)
             return tarn_err_set(err, TARN_ECORRUPT,
-                                "layer %s is truncated at offset %llu",
-                                l->path, (unsigned long long)off);
+                                "layer %s is truncated at offset %llu", l->path,
+                                (unsigned long long)off);
         p += n;
         len -= (size_t)n;
         off += (uint64_t)n;
@@ -639,9 +638,9 @@ layer_open(const char *dir, const char *name, const layer_desc *expect,
     file_size = tarn_get_u64(hdr + H_FILE_SIZE);
     l->d.file_size = file_size;
     if ((l->d.kind != LAYER_DELTA && l->d.kind != LAYER_IMAGE)
-        || tarn_get_u32(hdr + H_INDEX_BLOCK_SIZE) != BLOCK
-        || bloom_k != BLOOM_K || file_size != (uint64_t)st.st_size
-        || l->index_off < l->data_end || l->index_off % BLOCK != 0
+        || tarn_get_u32(hdr + H_INDEX_BLOCK_SIZE) != BLOCK || bloom_k != BLOOM_K
+        || file_size != (uint64_t)st.st_size || l->index_off < l->data_end
+        || l->index_off % BLOCK != 0
         || l->index_off + (uint64_t)l->nblocks * BLOCK != fence_off
         || fence_len != (uint64_t)l->nblocks * FENCE + 4
         || fence_off + fence_len != bloom_off || bloom_len < 8 + 4
@@ -672,19 +671,16 @@ layer_open(const char *dir, const char *name, const layer_desc *expect,
         goto fail;
     }
     if ((rc = pread_all(l, l->fences, fence_len, fence_off, err)) != TARN_OK
-        || (rc = pread_all(l, l->bloom, bloom_len, bloom_off, err))
-               != TARN_OK)
+        || (rc = pread_all(l, l->bloom, bloom_len, bloom_off, err)) != TARN_OK)
         goto fail;
     if (tarn_get_u32(l->fences + fence_len - 4)
         != tarn_crc32c(l->fences, fence_len - 4)) {
-        rc = CORRUPT("layer %s: index fences fail their CRC32C check",
-                     l->path);
+        rc = CORRUPT("layer %s: index fences fail their CRC32C check", l->path);
         goto fail;
     }
     if (tarn_get_u32(l->bloom + bloom_len - 4)
         != tarn_crc32c(l->bloom, bloom_len - 4)) {
-        rc = CORRUPT("layer %s: Bloom filter fails its CRC32C check",
-                     l->path);
+        rc = CORRUPT("layer %s: Bloom filter fails its CRC32C check", l->path);
         goto fail;
     }
     l->bloom_bits = (bloom_len - 4) * 8;
@@ -768,10 +764,9 @@ load_block(layer *l, uint32_t b, uint8_t *buf, tarn_err *err)
                        "CRC32C check",
                        l->path, b, (unsigned long long)off);
     n = tarn_get_u32(buf);
-    if (n == 0 || n > PER_BLOCK
-        || (b + 1 < l->nblocks && n != PER_BLOCK))
-        return CORRUPT("layer %s: index block %u holds %u entries", l->path,
-                       b, n);
+    if (n == 0 || n > PER_BLOCK || (b + 1 < l->nblocks && n != PER_BLOCK))
+        return CORRUPT("layer %s: index block %u holds %u entries", l->path, b,
+                       n);
     pagecache_put(l->pc, &key, buf);
     return TARN_OK;
 }
@@ -884,8 +879,7 @@ layer_collect(layer *l, const tkey *k, tarn_lsn floor, tarn_lsn ceil,
 }
 
 tarn_rc
-layer_read_value(layer *l, uint64_t off, uint32_t len, tbuf *out,
-                 tarn_err *err)
+layer_read_value(layer *l, uint64_t off, uint32_t len, tbuf *out, tarn_err *err)
 {
     uint8_t stackbuf[BLOCK + 64], *buf = stackbuf;
     uint32_t stored, raw;

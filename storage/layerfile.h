@@ -62,7 +62,7 @@ tarn_rc layer_name_parse(const char *name, layer_desc *out, tarn_err *err);
 typedef struct layerw layerw;
 
 typedef struct layerw_opts {
-    const char *dir;  /**< the timeline's layer directory */
+    const char *dir; /**< the timeline's layer directory */
     layer_kind kind;
     tarn_id tenant, timeline;
     tarn_lsn lsn_start, lsn_end;

@@ -103,11 +103,9 @@ view_snapshot(const tl_view *src, tarn_err *err)
     if ((src->nfrozen
          && (v->frozen = malloc(src->nfrozen * sizeof(*v->frozen))) == NULL)
         || (src->ndeltas
-            && (v->deltas = malloc(src->ndeltas * sizeof(*v->deltas)))
-                   == NULL)
+            && (v->deltas = malloc(src->ndeltas * sizeof(*v->deltas))) == NULL)
         || (src->nimages
-            && (v->images = malloc(src->nimages * sizeof(*v->images)))
-                   == NULL))
+            && (v->images = malloc(src->nimages * sizeof(*v->images))) == NULL))
         goto oom;
     for (; v->nfrozen < src->nfrozen; v->nfrozen++) {
         v->frozen[v->nfrozen] = src->frozen[v->nfrozen];
@@ -432,9 +430,9 @@ collect(const tl_view *v, const tkey *k, tarn_lsn lsn, vcollect *c,
             }
             if (d != NULL) {
                 const layer_desc *dd = layer_get_desc(d);
-                bool img_inside = img != NULL
-                                  && layer_get_desc(img)->lsn_start
-                                         >= dd->lsn_start;
+                bool img_inside =
+                    img != NULL
+                    && layer_get_desc(img)->lsn_start >= dd->lsn_start;
                 tarn_lsn floor = img_inside ? layer_get_desc(img)->lsn_start + 1
                                             : dd->lsn_start;
                 if ((rc = layer_collect(d, k, floor, cont, c, &present, err))
@@ -565,8 +563,7 @@ tl_get_value(const tl_view *v, const tkey *k, tarn_lsn lsn, tbuf *out,
     if ((rc = ref_bytes(&c.v[0], &tmp, &val, &len, err)) != TARN_OK)
         goto done;
     if (tval_kind_of(val, len) != TVAL_IMAGE) {
-        rc = tarn_err_set(err, TARN_ECORRUPT,
-                          "%s holds a %s, not an image",
+        rc = tarn_err_set(err, TARN_ECORRUPT, "%s holds a %s, not an image",
                           tkey_describe(k, kd, sizeof(kd)),
                           tval_kind_name(tval_kind_of(val, len)));
         goto done;
@@ -637,13 +634,11 @@ tl_scan(const tl_view *v, const tkey *lo, const tkey *hi, tarn_lsn lsn,
         for (size_t i = 0; i < w->ndeltas && rc == TARN_OK; i++)
             if (layer_get_desc(w->deltas[i])->lsn_start <= cont
                 && range_overlaps(w->deltas[i], lo, hi))
-                rc = layer_each_key(w->deltas[i], lo, hi, keyset_add, &s,
-                                    err);
+                rc = layer_each_key(w->deltas[i], lo, hi, keyset_add, &s, err);
         for (size_t i = 0; i < w->nimages && rc == TARN_OK; i++)
             if (layer_get_desc(w->images[i])->lsn_start <= cont
                 && range_overlaps(w->images[i], lo, hi))
-                rc = layer_each_key(w->images[i], lo, hi, keyset_add, &s,
-                                    err);
+                rc = layer_each_key(w->images[i], lo, hi, keyset_add, &s, err);
         if (cont > w->ancestor_lsn)
             cont = w->ancestor_lsn;
     }
@@ -656,8 +651,7 @@ tl_scan(const tl_view *v, const tkey *lo, const tkey *hi, tarn_lsn lsn,
             s.k[u++] = s.k[i];
     for (size_t i = 0; i < u; i++) {
         bool found;
-        if ((rc = tl_get_value(v, &s.k[i], lsn, &val, &found, err))
-            != TARN_OK)
+        if ((rc = tl_get_value(v, &s.k[i], lsn, &val, &found, err)) != TARN_OK)
             goto done;
         if (found && (rc = fn(arg, &s.k[i], val.p, val.len, err)) != TARN_OK)
             goto done;

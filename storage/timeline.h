@@ -34,26 +34,26 @@
 
 /** The layers of one timeline, newest first, and its ancestry. */
 typedef struct tl_view {
-    uint64_t cache_id;    /**< the timeline's id in the page cache */
-    memlayer *open;       /**< NULL in snapshots */
-    memlayer **frozen;    /**< oldest first */
+    uint64_t cache_id; /**< the timeline's id in the page cache */
+    memlayer *open;    /**< NULL in snapshots */
+    memlayer **frozen; /**< oldest first */
     size_t nfrozen;
-    layer **deltas;       /**< by lsn_end, newest first */
+    layer **deltas; /**< by lsn_end, newest first */
     size_t ndeltas;
-    layer **images;       /**< by LSN, newest first */
+    layer **images; /**< by LSN, newest first */
     size_t nimages;
     struct tl_view *ancestor; /**< NULL for a root */
     tarn_lsn ancestor_lsn;
     pagecache *pc;
     redo_stats *rs;
-    bool snapshot;        /**< owns its arrays and references */
+    bool snapshot; /**< owns its arrays and references */
 } tl_view;
 
 typedef struct timeline timeline;
 
 typedef struct timeline_opts {
     tarn_id tenant, id;
-    timeline *ancestor;     /**< outlives this timeline; NULL for a root */
+    timeline *ancestor; /**< outlives this timeline; NULL for a root */
     tarn_lsn ancestor_lsn;
     tarn_lsn last_record_lsn; /**< where ingest resumes */
     tarn_lsn prev_record_lsn; /**< start of the record ending there */
@@ -61,8 +61,7 @@ typedef struct timeline_opts {
     redo_stats *rs;
 } timeline_opts;
 
-tarn_rc timeline_create(const timeline_opts *o, timeline **out,
-                        tarn_err *err);
+tarn_rc timeline_create(const timeline_opts *o, timeline **out, tarn_err *err);
 
 /** Drop every layer reference and free.  NULL-safe. */
 void timeline_destroy(timeline *tl);
@@ -164,7 +163,7 @@ tarn_rc tl_scan(const tl_view *v, const tkey *lo, const tkey *hi, tarn_lsn lsn,
                 void *arg, tarn_err *err);
 
 /** Count layer files of each kind and their bytes. */
-void timeline_layer_stats(const timeline *tl, size_t *ndeltas,
-                          size_t *nimages, uint64_t *bytes);
+void timeline_layer_stats(const timeline *tl, size_t *ndeltas, size_t *nimages,
+                          uint64_t *bytes);
 
 #endif

@@ -19,8 +19,7 @@ tbuf_reserve(tbuf *b, size_t extra, tarn_err *err)
         cap *= 2;
     p = realloc(b->p, cap);
     if (p == NULL)
-        return tarn_err_set(err, TARN_ENOMEM, "out of memory (%zu bytes)",
-                            cap);
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory (%zu bytes)", cap);
     b->p = p;
     b->cap = cap;
     return TARN_OK;

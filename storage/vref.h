@@ -23,10 +23,10 @@ struct layer;
 typedef struct vref {
     tarn_lsn lsn;
     bool will_init;
-    uint32_t len;         /**< bytes of the stored blob or memory value */
-    const uint8_t *mem;   /**< in-memory value, or NULL */
-    struct layer *file;   /**< layer file holding the blob, or NULL */
-    uint64_t off;         /**< blob offset in @p file */
+    uint32_t len;       /**< bytes of the stored blob or memory value */
+    const uint8_t *mem; /**< in-memory value, or NULL */
+    struct layer *file; /**< layer file holding the blob, or NULL */
+    uint64_t off;       /**< blob offset in @p file */
 } vref;
 
 typedef struct vcollect {

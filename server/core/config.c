@@ -86,6 +86,39 @@ static const cfg_key keys[] = {
     KEY("catalog_map_size", catalog_map_size, "catalog", CFG_SIZE, "64MB",
         1 * MB, 1 * TB, false,
         "Initial size of the LMDB map. It doubles automatically when full."),
+    KEY("checkpoint_distance", checkpoint_distance, "storage", CFG_SIZE, "64MB",
+        1 * MB, 4 * GB, true,
+        "The open in-memory layer of a timeline is frozen and written as a "
+        "delta layer file once it covers this much WAL (or holds this much "
+        "data). WAL below the written layers may then be removed."),
+    KEY("checkpoint_timeout", checkpoint_timeout_ms, "storage", CFG_DURATION,
+        "10min", 1 * SEC, 24 * 3600 * SEC, true,
+        "An open layer that has held data for this long is written out even "
+        "if it is small, so a quiet timeline does not keep old WAL."),
+    KEY("image_creation_threshold", image_creation_threshold, "storage",
+        CFG_INT, "3", 1, 1000, true,
+        "An image layer is written for a key range once this many delta "
+        "layers lie above its newest image; reads then stop there."),
+    KEY("page_cache_size", page_cache_size, "storage", CFG_SIZE, "128MB",
+        1 * MB, 1 * TB, false,
+        "Memory for the cache of materialized pages and layer index blocks, "
+        "shared by all timelines."),
+    KEY("trust_consistency_images", trust_consistency_images, "storage",
+        CFG_BOOL, "off", 0, 1, false,
+        "Store the page images that wal_consistency_checking adds to "
+        "records as page versions, so pages of any resource manager can be "
+        "served without redo (at the cost of WAL volume). A timeline can "
+        "override it at creation."),
+    KEY("wait_lsn_timeout", wait_lsn_timeout_ms, "storage", CFG_DURATION, "60s",
+        0, 3600 * SEC, true,
+        "How long a page request for an LSN that has not been ingested yet "
+        "waits for it before failing."),
+    KEY("pg_bin_dir", pg_bin_dir, "postgres", CFG_PATH,
+        "/usr/lib/postgresql/15/bin", 0, 0, true,
+        "Where the PostgreSQL 15 programs (initdb, postgres) are."),
+    KEY("pg_user", pg_user, "postgres", CFG_STRING, "postgres", 0, 0, true,
+        "When tarnd runs as root: the unprivileged user that runs initdb "
+        "(PostgreSQL refuses root). Ignored otherwise."),
 };
 
 const cfg_key *

@@ -33,6 +33,14 @@ typedef struct tarn_config {
     int64_t wal_connect_timeout_ms;
     int64_t wal_reconnect_max_ms;
     int64_t wal_receiver_timeout_ms;
+    int64_t checkpoint_distance;
+    int64_t checkpoint_timeout_ms;
+    int64_t image_creation_threshold;
+    int64_t page_cache_size;
+    int64_t trust_consistency_images; /**< bool */
+    int64_t wait_lsn_timeout_ms;
+    char *pg_bin_dir;
+    char *pg_user;
 } tarn_config;
 
 typedef enum cfg_type {

@@ -112,8 +112,8 @@ apply_mxmem(uint8_t *page, const tkey *key, const uint8_t *v, size_t len,
     for (uint32_t i = 0; i < n; i++) {
         uint32_t m = first + i, xid = tarn_get_u32(v + 9 + 5 * i);
         uint8_t status = v[9 + 5 * i + 4];
-        size_t group = (m / PG_MULTIXACT_MEMBERS_PER_GROUP)
-                       % PG_MULTIXACT_GROUPS_PER_PAGE;
+        size_t group =
+            (m / PG_MULTIXACT_MEMBERS_PER_GROUP) % PG_MULTIXACT_GROUPS_PER_PAGE;
         size_t goff = group * PG_MULTIXACT_GROUP_SIZE;
         size_t slot = m % PG_MULTIXACT_MEMBERS_PER_GROUP;
         if (m / PG_MULTIXACT_MEMBERS_PER_PAGE != pageno)
@@ -181,8 +181,8 @@ apply_vmtrunc(uint8_t *page, const tkey *key, const uint8_t *v, size_t len,
 }
 
 static tarn_rc
-apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn, const uint8_t *v,
-            size_t len, tarn_err *err)
+apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
+            const uint8_t *v, size_t len, tarn_err *err)
 {
     walrec r;
     const walrec_block *b;

@@ -40,9 +40,8 @@ typedef struct redo_stats {
  * record type, the LSN and the block); TARN_ECORRUPT for a value that
  * does not fit the page.
  */
-tarn_rc redo_apply(redo_stats *st, uint8_t *page, const tkey *key,
-                   tarn_lsn lsn, const uint8_t *val, size_t len,
-                   tarn_err *err);
+tarn_rc redo_apply(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
+                   const uint8_t *val, size_t len, tarn_err *err);
 
 /**
  * PostgreSQL's PageInit(page, 8192, special): zero the page and set the

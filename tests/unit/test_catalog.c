@@ -499,8 +499,8 @@ test_layers_and_commit_ts(void **state)
     fixture *f = *state;
     catalog_timeline tl;
     catalog_layer add[3], *got = NULL;
-    catalog_commit_ts cts[4] = {{100, 0x1000}, {200, 0x2000}, {200, 0x2100},
-                                {300, 0x3000}};
+    catalog_commit_ts cts[4] = {
+        {100, 0x1000}, {200, 0x2000}, {200, 0x2100}, {300, 0x3000}};
     catalog_ts_hit hit;
     const char *rm[1] = {"layer-b"};
     size_t n = 0;
@@ -526,19 +526,19 @@ test_layers_and_commit_ts(void **state)
         fail_msg("commit: %s", e.msg);
     /* Adding a layer twice is refused, and nothing of it is applied. */
     tl.disk_consistent_lsn = 999;
-    assert_int_equal(catalog_timeline_commit(f->cat, &tl, add, 1, NULL, 0,
-                                             NULL, 0, &e),
-                     TARN_EEXIST);
-    assert_int_equal(catalog_timeline_get(f->cat, &tl.tenant_id,
-                                          &tl.timeline_id, &tl, &e),
-                     TARN_OK);
+    assert_int_equal(
+        catalog_timeline_commit(f->cat, &tl, add, 1, NULL, 0, NULL, 0, &e),
+        TARN_EEXIST);
+    assert_int_equal(
+        catalog_timeline_get(f->cat, &tl.tenant_id, &tl.timeline_id, &tl, &e),
+        TARN_OK);
     assert_int_equal(tl.disk_consistent_lsn, 300);
     assert_int_equal(tl.trust_consistency_images, CATALOG_ON);
-    assert_int_equal(catalog_timeline_commit(f->cat, &tl, NULL, 0, rm, 1,
-                                             NULL, 0, &e),
-                     TARN_OK);
-    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id,
-                                        &tl.timeline_id, &got, &n, &e),
+    assert_int_equal(
+        catalog_timeline_commit(f->cat, &tl, NULL, 0, rm, 1, NULL, 0, &e),
+        TARN_OK);
+    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id, &tl.timeline_id,
+                                        &got, &n, &e),
                      TARN_OK);
     assert_int_equal(n, 2);
     assert_string_equal(got[0].name, "layer-a");
@@ -566,22 +566,22 @@ test_layers_and_commit_ts(void **state)
     assert_int_equal(hit.lsn, 0x3000);
     /* Negative times sort before positive ones. */
     cts[0].ts = -5;
-    assert_int_equal(catalog_timeline_commit(f->cat, &tl, NULL, 0, NULL, 0,
-                                             cts, 1, &e),
-                     TARN_OK);
+    assert_int_equal(
+        catalog_timeline_commit(f->cat, &tl, NULL, 0, NULL, 0, cts, 1, &e),
+        TARN_OK);
     assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,
                                             &tl.timeline_id, 0, &hit, &e),
                      TARN_OK);
     assert_true(hit.found);
     assert_int_equal(hit.ts, -5);
 
-    assert_int_equal(catalog_timeline_delete(f->cat, &tl.tenant_id,
-                                             &tl.timeline_id, &e),
-                     TARN_OK);
+    assert_int_equal(
+        catalog_timeline_delete(f->cat, &tl.tenant_id, &tl.timeline_id, &e),
+        TARN_OK);
     /* Gone with it. */
     make_timeline(f->cat, 1, 2, NULL, -1, false, 0, &tl, &e);
-    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id,
-                                        &tl.timeline_id, &got, &n, &e),
+    assert_int_equal(catalog_layer_list(f->cat, &tl.tenant_id, &tl.timeline_id,
+                                        &got, &n, &e),
                      TARN_OK);
     assert_int_equal(n, 0);
     assert_int_equal(catalog_commit_ts_find(f->cat, &tl.tenant_id,

@@ -50,6 +50,7 @@ typedef struct counter {
 struct admin {
     catalog *cat;
     walsvc *wal;
+    repo *repo;
     tlog *log;
     bool auth;
     uint8_t token_hash[SHA256_DIGEST_LENGTH];
@@ -76,6 +77,8 @@ static void h_checkpoint(admin *, http_req *, const route_args *);
 static void h_compact(admin *, http_req *, const route_args *);
 static void h_do_gc(admin *, http_req *, const route_args *);
 static void h_getpage(admin *, http_req *, const route_args *);
+static void h_rel_size(admin *, http_req *, const route_args *);
+static void h_db_size(admin *, http_req *, const route_args *);
 static void h_compute_attach(admin *, http_req *, const route_args *);
 static void h_compute_detach(admin *, http_req *, const route_args *);
 
@@ -97,6 +100,8 @@ static const route routes[] = {
     {HTTP_PUT, TL "/compact", h_compact, false},
     {HTTP_PUT, TL "/do_gc", h_do_gc, false},
     {HTTP_GET, TL "/getpage", h_getpage, false},
+    {HTTP_GET, TL "/rel_size", h_rel_size, false},
+    {HTTP_GET, TL "/db_size", h_db_size, false},
     {HTTP_POST, TL "/compute", h_compute_attach, false},
     {HTTP_DELETE, TL "/compute", h_compute_detach, false},
 };
@@ -286,6 +291,30 @@ timeline_json(admin *a, const catalog_timeline *tl)
         has_wal ? j_lsn(live ? ws.prev_record_lsn : tl->prev_record_lsn)
                 : json_null());
     json_object_set_new(o, "compute", compute_json(live ? &ws : NULL));
+    if (a->repo != NULL) {
+        repo_tl_info ri;
+        repo_timeline_info(a->repo, &tl->tenant_id, &tl->timeline_id, &ri);
+        if (ri.loaded) {
+            json_object_set_new(o, "last_record_lsn",
+                                j_lsn(ri.last_record_lsn));
+            json_object_set_new(o, "disk_consistent_lsn",
+                                j_lsn(ri.disk_consistent_lsn));
+            json_object_set_new(
+                o, "storage",
+                json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                          "s:b}",
+                          "ingest", ri.ingest_state, "error", ri.error,
+                          "ingest_lag_bytes", (json_int_t)ri.ingest_lag_bytes,
+                          "records_ingested", (json_int_t)ri.records_ingested,
+                          "delta_layers", (json_int_t)ri.delta_layers,
+                          "image_layers", (json_int_t)ri.image_layers,
+                          "layer_bytes", (json_int_t)ri.layer_bytes,
+                          "frozen_layers", (json_int_t)ri.frozen_layers,
+                          "open_layer_bytes", (json_int_t)ri.open_layer_bytes,
+                          "trust_consistency_images",
+                          ri.trust_consistency_images));
+        }
+    }
     return o;
 }
 
@@ -469,6 +498,15 @@ h_tenant_delete(admin *a, http_req *r, const route_args *args)
         return;
     }
     for (size_t i = 0; i < n; i++) {
+        if (tls[i].state == CATALOG_TL_CREATING) {
+            tarn_err_set(&err, TARN_ECONFLICT,
+                         "timeline %s is still being created; try again "
+                         "when its creation has answered",
+                         tarn_id_format(&tls[i].timeline_id, idbuf));
+            free(tls);
+            reply_err(a, r, &err);
+            return;
+        }
         if (walsvc_attached(a->wal, &args->tenant, &tls[i].timeline_id)) {
             tarn_err_set(&err, TARN_ECONFLICT,
                          "timeline %s has a compute attached; detach it "
@@ -484,8 +522,65 @@ h_tenant_delete(admin *a, http_req *r, const route_args *args)
         reply_err(a, r, &err);
         return;
     }
+    repo_tenant_forget(a->repo, &args->tenant);
     walsvc_forget_tenant(a->wal, &args->tenant);
     reply_json(r, 200, json_pack("{s:o}", "id", j_id(&args->tenant)));
+}
+
+/* A bootstrap or import answers when its data is in. */
+typedef struct create_wait {
+    admin *a;
+    http_req *r;
+    tarn_id tenant, timeline;
+} create_wait;
+
+static void
+create_done(void *arg, tarn_rc rc, const char *msg)
+{
+    create_wait *w = arg;
+    catalog_timeline tl;
+    tarn_err err;
+
+    if (rc != TARN_OK) {
+        tarn_err_set(&err, rc, "%s", msg);
+        reply_err(w->a, w->r, &err);
+    } else if (catalog_timeline_get(w->a->cat, &w->tenant, &w->timeline, &tl,
+                                    &err)
+               != TARN_OK) {
+        reply_err(w->a, w->r, &err);
+    } else {
+        reply_json(w->r, 201, timeline_json(w->a, &tl));
+    }
+    free(w);
+}
+
+/* ancestor_start_time: the LSN of the last commit at or before it. */
+static bool
+lsn_for_time(admin *a, http_req *r, const tarn_id *tenant,
+             const tarn_id *ancestor, tarn_time_us t, tarn_lsn *out)
+{
+    repo_ts_result res;
+    char tb[64], idbuf[TARN_ID_STRLEN];
+    tarn_err err;
+
+    if (repo_lsn_by_timestamp(a->repo, tenant, ancestor, t, &res, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return false;
+    }
+    if (strcmp(res.kind, "present") != 0 && strcmp(res.kind, "future") != 0) {
+        tarn_err_set(&err, TARN_EPRECOND,
+                     "ancestor timeline %s has no commit at or before %s "
+                     "(%s)",
+                     tarn_id_format(ancestor, idbuf),
+                     tarn_time_format(t, tb, sizeof(tb)),
+                     strcmp(res.kind, "past") == 0 ? "its first commit is later"
+                                                   : "it has no commits");
+        reply_err(a, r, &err);
+        return false;
+    }
+    *out = res.lsn;
+    return true;
 }
 
 static void
@@ -495,7 +590,7 @@ h_timeline_create(admin *a, http_req *r, const route_args *args)
     catalog_timeline_new n;
     catalog_timeline tl;
     const char *body;
-    tarn_err err;
+    tarn_err err, e2;
     size_t len;
 
     body = http_req_body(r, &len);
@@ -517,28 +612,62 @@ h_timeline_create(admin *a, http_req *r, const route_args *args)
     n.has_ancestor_lsn = req.has_lsn;
     n.ancestor_lsn = req.lsn;
     n.created_at = tarn_now_us();
-    if (req.has_time) {
-        catalog_timeline anc;
-        char idbuf[TARN_ID_STRLEN];
-        if (catalog_timeline_get(a->cat, &args->tenant, &req.ancestor, &anc,
-                                 &err)
-            != TARN_OK) {
-            reply_err(a, r, &err);
-            return;
+    n.trust_consistency_images = !req.has_trust ? CATALOG_DEFAULT
+                                 : req.trust    ? CATALOG_ON
+                                                : CATALOG_OFF;
+    if (req.has_ancestor) {
+        repo_tl_info info;
+        repo_timeline_info(a->repo, &args->tenant, &req.ancestor, &info);
+        if (info.loaded)
+            n.ancestor_last_lsn = info.last_record_lsn;
+        if (req.has_time) {
+            catalog_timeline anc;
+            if (catalog_timeline_get(a->cat, &args->tenant, &req.ancestor, &anc,
+                                     &err)
+                != TARN_OK) {
+                reply_err(a, r, &err);
+                return;
+            }
+            if (!lsn_for_time(a, r, &args->tenant, &req.ancestor, req.time,
+                              &n.ancestor_lsn))
+                return;
+            n.has_ancestor_lsn = true;
         }
-        /*
-         * An LSN by timestamp comes from the commit records of the WAL the
-         * timeline has ingested; this one has none to search.
-         */
-        tarn_err_set(&err, TARN_EPRECOND,
-                     "ancestor timeline %s (state %s) has no commit records "
-                     "to search for ancestor_start_time",
-                     tarn_id_format(&req.ancestor, idbuf),
-                     catalog_tl_state_name(anc.state));
+    } else if (req.bootstrap != ADMIN_BOOTSTRAP_NONE) {
+        n.creating = true;
+    }
+    if (catalog_timeline_create(a->cat, &n, &tl, &err) != TARN_OK) {
         reply_err(a, r, &err);
         return;
     }
-    if (catalog_timeline_create(a->cat, &n, &tl, &err) != TARN_OK) {
+    if (n.creating) {
+        create_wait *w = calloc(1, sizeof(*w));
+        if (w == NULL) {
+            tarn_err_set(&err, TARN_ENOMEM, "out of memory");
+        } else {
+            w->a = a;
+            w->r = r;
+            w->tenant = tl.tenant_id;
+            w->timeline = tl.timeline_id;
+            if (repo_timeline_bootstrap(a->repo, &tl,
+                                        req.bootstrap == ADMIN_BOOTSTRAP_IMPORT
+                                            ? req.import_pgdata
+                                            : NULL,
+                                        create_done, w, &err)
+                == TARN_OK)
+                return; /* answered when the data is in */
+            free(w);
+        }
+        if (catalog_timeline_delete(a->cat, &tl.tenant_id, &tl.timeline_id, &e2)
+            != TARN_OK)
+            tlog_error(a->log, http_req_logctx(r), "%s", e2.msg);
+        reply_err(a, r, &err);
+        return;
+    }
+    if (repo_timeline_add(a->repo, &tl, &err) != TARN_OK) {
+        if (catalog_timeline_delete(a->cat, &tl.tenant_id, &tl.timeline_id, &e2)
+            != TARN_OK)
+            tlog_error(a->log, http_req_logctx(r), "%s", e2.msg);
         reply_err(a, r, &err);
         return;
     }
@@ -582,8 +711,21 @@ h_timeline_get(admin *a, http_req *r, const route_args *args)
 static void
 h_timeline_delete(admin *a, http_req *r, const route_args *args)
 {
+    catalog_timeline tl;
     tarn_err err;
 
+    if (catalog_timeline_get(a->cat, &args->tenant, &args->timeline, &tl, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    if (tl.state == CATALOG_TL_CREATING) {
+        tarn_err_set(&err, TARN_ECONFLICT,
+                     "the timeline is still being created; try again when "
+                     "its creation has answered");
+        reply_err(a, r, &err);
+        return;
+    }
     if (walsvc_attached(a->wal, &args->tenant, &args->timeline)) {
         tarn_err_set(&err, TARN_ECONFLICT,
                      "a compute is attached to this timeline; detach it "
@@ -596,6 +738,7 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
         reply_err(a, r, &err);
         return;
     }
+    repo_timeline_forget(a->repo, &args->tenant, &args->timeline);
     walsvc_forget(a->wal, &args->tenant, &args->timeline);
     reply_json(r, 200,
                json_pack("{s:o, s:o}", "tenant_id", j_id(&args->tenant),
@@ -603,14 +746,13 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
 }
 
 /*
- * The data routes (LSN by timestamp, checkpoint, compaction, GC, getpage)
- * act on a timeline's ingested WAL and layers.  They share this gate: the
- * timeline must exist and hold ingested data.  Until WAL has been ingested
- * into layers there is nothing to act on, so the answer is 412 with that
- * reason.
+ * The data routes act on a timeline's ingested WAL and layers.  The
+ * timeline must exist in the catalog; the page server then applies the
+ * LSN rules and says what is missing (412 while a timeline has no data).
  */
 static bool
-need_data(admin *a, http_req *r, const route_args *args, catalog_timeline *tl)
+need_timeline(admin *a, http_req *r, const route_args *args,
+              catalog_timeline *tl)
 {
     char idbuf[TARN_ID_STRLEN];
     tarn_err err;
@@ -620,13 +762,13 @@ need_data(admin *a, http_req *r, const route_args *args, catalog_timeline *tl)
         reply_err(a, r, &err);
         return false;
     }
-    tarn_err_set(&err, TARN_EPRECOND,
-                 "timeline %s has no ingested data yet (state %s, "
-                 "last_record_lsn 0/0)",
-                 tarn_id_format(&tl->timeline_id, idbuf),
-                 catalog_tl_state_name(tl->state));
-    reply_err(a, r, &err);
-    return false;
+    if (tl->state == CATALOG_TL_CREATING) {
+        tarn_err_set(&err, TARN_EPRECOND, "timeline %s is still being created",
+                     tarn_id_format(&tl->timeline_id, idbuf));
+        reply_err(a, r, &err);
+        return false;
+    }
+    return true;
 }
 
 /* Read query parameter @p key; on failure answer 400 and return false. */
@@ -675,6 +817,53 @@ query_u32(admin *a, http_req *r, const char *key, uint32_t *out)
     return true;
 }
 
+/* The optional lsn parameter: absent means the latest. */
+static bool
+query_lsn(admin *a, http_req *r, bool *latest, tarn_lsn *lsn)
+{
+    char buf[32];
+    bool present;
+    tarn_err err;
+
+    if (!query_param(a, r, "lsn", false, buf, sizeof(buf), &present))
+        return false;
+    *latest = !present || strcmp(buf, "latest") == 0;
+    if (!*latest && tarn_lsn_parse(buf, lsn, &err) != TARN_OK) {
+        reply_err(a, r, &err);
+        return false;
+    }
+    return true;
+}
+
+/* spc, db, rel, fork (0-3 or main/fsm/vm/init). */
+static bool
+query_rel(admin *a, http_req *r, repo_rel *rel)
+{
+    static const char *const forks[] = {"main", "fsm", "vm", "init"};
+    char fork[16];
+    bool present;
+    tarn_err err;
+
+    if (!query_u32(a, r, "spc", &rel->spc) || !query_u32(a, r, "db", &rel->db)
+        || !query_u32(a, r, "rel", &rel->rel))
+        return false;
+    if (!query_param(a, r, "fork", true, fork, sizeof(fork), &present))
+        return false;
+    for (uint8_t i = 0; i < 4; i++) {
+        char num[2] = {(char)('0' + i), '\0'};
+        if (strcmp(fork, forks[i]) == 0 || strcmp(fork, num) == 0) {
+            rel->fork = i;
+            return true;
+        }
+    }
+    tarn_err_set(&err, TARN_EINVAL,
+                 "query parameter 'fork' must be 0-3 or main, fsm, vm, "
+                 "init, not '%s'",
+                 fork);
+    reply_err(a, r, &err);
+    return false;
+}
+
 static void
 h_lsn_by_timestamp(admin *a, http_req *r, const route_args *args)
 {
@@ -682,6 +871,7 @@ h_lsn_by_timestamp(admin *a, http_req *r, const route_args *args)
     bool present;
     tarn_time_us t;
     catalog_timeline tl;
+    repo_ts_result res;
     tarn_err err;
 
     if (!query_param(a, r, "timestamp", true, buf, sizeof(buf), &present))
@@ -690,7 +880,17 @@ h_lsn_by_timestamp(admin *a, http_req *r, const route_args *args)
         reply_err(a, r, &err);
         return;
     }
-    need_data(a, r, args, &tl);
+    if (!need_timeline(a, r, args, &tl))
+        return;
+    if (repo_lsn_by_timestamp(a->repo, &args->tenant, &args->timeline, t, &res,
+                              &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    reply_json(
+        r, 200,
+        json_pack("{s:o, s:s}", "lsn", j_lsn(res.lsn), "kind", res.kind));
 }
 
 /* checkpoint, compact and do_gc take no body yet, or an empty object. */
@@ -725,66 +925,154 @@ empty_body(admin *a, http_req *r)
     return true;
 }
 
+typedef struct ckpt_req {
+    admin *a;
+    http_req *r;
+} ckpt_req;
+
+static void
+checkpoint_done(void *arg, tarn_rc rc, const char *msg,
+                const repo_ckpt_result *res)
+{
+    ckpt_req *w = arg;
+    tarn_err err;
+
+    if (rc != TARN_OK) {
+        tarn_err_set(&err, rc, "%s", msg);
+        reply_err(w->a, w->r, &err);
+    } else {
+        reply_json(w->r, 200,
+                   json_pack("{s:o, s:I, s:I, s:s}", "disk_consistent_lsn",
+                             j_lsn(res->lsn), "image_layers_created",
+                             (json_int_t)res->image_layers,
+                             "partitions_skipped",
+                             (json_int_t)res->partitions_skipped,
+                             "skipped_reason", res->skipped_reason));
+    }
+    free(w);
+}
+
 static void
 h_checkpoint(admin *a, http_req *r, const route_args *args)
 {
     catalog_timeline tl;
+    ckpt_req *w;
+    tarn_err err;
 
-    if (empty_body(a, r))
-        need_data(a, r, args, &tl);
+    if (!empty_body(a, r) || !need_timeline(a, r, args, &tl))
+        return;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        http_reply_error(r, 503, "out of memory");
+        return;
+    }
+    w->a = a;
+    w->r = r;
+    if (repo_checkpoint(a->repo, &args->tenant, &args->timeline,
+                        checkpoint_done, w, &err)
+        != TARN_OK) {
+        free(w);
+        reply_err(a, r, &err);
+    }
+}
+
+static void
+not_yet(admin *a, http_req *r, const route_args *args, const char *what)
+{
+    catalog_timeline tl;
+    tarn_err err;
+
+    if (!empty_body(a, r) || !need_timeline(a, r, args, &tl))
+        return;
+    tarn_err_set(&err, TARN_EUNSUPPORTED,
+                 "%s is not implemented in this version of tarnd", what);
+    reply_err(a, r, &err);
 }
 
 static void
 h_compact(admin *a, http_req *r, const route_args *args)
 {
-    catalog_timeline tl;
-
-    if (empty_body(a, r))
-        need_data(a, r, args, &tl);
+    not_yet(a, r, args, "compaction");
 }
 
 static void
 h_do_gc(admin *a, http_req *r, const route_args *args)
 {
-    catalog_timeline tl;
-
-    if (empty_body(a, r))
-        need_data(a, r, args, &tl);
+    not_yet(a, r, args, "garbage collection");
 }
 
 static void
 h_getpage(admin *a, http_req *r, const route_args *args)
 {
-    uint32_t spc, db, rel, blk;
-    char fork[16], lsnbuf[32];
-    bool present;
+    uint8_t page[8192];
+    char lsnbuf[TARN_LSN_STRLEN];
     catalog_timeline tl;
-    tarn_lsn lsn;
+    repo_rel rel;
+    uint32_t blk;
+    bool latest;
+    tarn_lsn lsn = 0, at;
+    tarn_err err;
+
+    if (!query_rel(a, r, &rel) || !query_u32(a, r, "blk", &blk)
+        || !query_lsn(a, r, &latest, &lsn) || !need_timeline(a, r, args, &tl))
+        return;
+    if (repo_get_page(a->repo, &args->tenant, &args->timeline, &rel, blk,
+                      latest, lsn, page, &at, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    http_req_add_header(r, "X-Tarn-Lsn", tarn_lsn_format(at, lsnbuf));
+    http_reply(r, 200, "application/octet-stream", (const char *)page,
+               sizeof(page));
+}
+
+static void
+h_rel_size(admin *a, http_req *r, const route_args *args)
+{
+    catalog_timeline tl;
+    repo_rel rel;
+    bool latest, exists;
+    uint32_t n;
+    tarn_lsn lsn = 0, at;
+    tarn_err err;
+
+    if (!query_rel(a, r, &rel) || !query_lsn(a, r, &latest, &lsn)
+        || !need_timeline(a, r, args, &tl))
+        return;
+    if (repo_rel_size(a->repo, &args->tenant, &args->timeline, &rel, latest,
+                      lsn, &exists, &n, &at, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    reply_json(r, 200,
+               json_pack("{s:b, s:I, s:o}", "exists", exists, "nblocks",
+                         (json_int_t)n, "lsn", j_lsn(at)));
+}
+
+static void
+h_db_size(admin *a, http_req *r, const route_args *args)
+{
+    catalog_timeline tl;
+    uint32_t spc, db;
+    bool latest;
+    uint64_t bytes;
+    tarn_lsn lsn = 0, at;
     tarn_err err;
 
     if (!query_u32(a, r, "spc", &spc) || !query_u32(a, r, "db", &db)
-        || !query_u32(a, r, "rel", &rel) || !query_u32(a, r, "blk", &blk))
+        || !query_lsn(a, r, &latest, &lsn) || !need_timeline(a, r, args, &tl))
         return;
-    if (!query_param(a, r, "fork", true, fork, sizeof(fork), &present))
-        return;
-    if (strcmp(fork, "0") != 0 && strcmp(fork, "1") != 0
-        && strcmp(fork, "2") != 0 && strcmp(fork, "3") != 0
-        && strcmp(fork, "main") != 0 && strcmp(fork, "fsm") != 0
-        && strcmp(fork, "vm") != 0 && strcmp(fork, "init") != 0) {
-        tarn_err_set(&err, TARN_EINVAL,
-                     "query parameter 'fork' must be 0-3 or main, fsm, vm, "
-                     "init, not '%s'",
-                     fork);
+    if (repo_db_size(a->repo, &args->tenant, &args->timeline, spc, db, latest,
+                     lsn, &bytes, &at, &err)
+        != TARN_OK) {
         reply_err(a, r, &err);
         return;
     }
-    if (!query_param(a, r, "lsn", false, lsnbuf, sizeof(lsnbuf), &present))
-        return;
-    if (present && tarn_lsn_parse(lsnbuf, &lsn, &err) != TARN_OK) {
-        reply_err(a, r, &err);
-        return;
-    }
-    need_data(a, r, args, &tl);
+    reply_json(
+        r, 200,
+        json_pack("{s:I, s:o}", "bytes", (json_int_t)bytes, "lsn", j_lsn(at)));
 }
 
 /* An attach answers when the compute has been checked. */
@@ -827,6 +1115,11 @@ h_compute_attach(admin *a, http_req *r, const route_args *args)
     if (admin_parse_compute_attach(body, len, &req, &err) != TARN_OK) {
         reply_err(a, r, &err);
         return;
+    }
+    {
+        catalog_timeline tl;
+        if (!need_timeline(a, r, args, &tl))
+            return;
     }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -1055,6 +1348,7 @@ admin_create(const admin_opts *o, admin **out, tarn_err *err)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     a->cat = o->cat;
     a->wal = o->wal;
+    a->repo = o->repo;
     a->log = o->log;
     a->metrics = o->metrics;
     a->metrics_arg = o->metrics_arg;

@@ -18,6 +18,7 @@
 #include "server/core/err.h"
 #include "server/core/log.h"
 #include "server/core/types.h"
+#include "storage/repo.h"
 
 struct evbuffer;
 typedef struct admin admin;
@@ -28,6 +29,7 @@ typedef void (*admin_metrics_fn)(struct evbuffer *out, void *arg);
 typedef struct admin_opts {
     catalog *cat;
     walsvc *wal;
+    repo *repo;
     tlog *log;
     const char *auth_token; /**< NULL or "" for no auth; copied */
     admin_metrics_fn metrics;

@@ -18,7 +18,10 @@ typedef enum field_type {
     FT_LSN,       /**< "X/Y" -> tarn_lsn */
     FT_TIME,      /**< RFC 3339 -> tarn_time_us */
     FT_PGVERSION, /**< the integer 15 */
-    FT_CONNINFO   /**< a libpq connection string -> char[CONNINFO_MAX + 1] */
+    FT_CONNINFO,  /**< a libpq connection string -> char[CONNINFO_MAX + 1] */
+    FT_PATH,      /**< an absolute path -> char[ADMIN_PATH_MAX + 1] */
+    FT_BOOL,      /**< true or false -> bool */
+    FT_BOOTSTRAP  /**< "initdb" or "none" -> admin_bootstrap */
 } field_type;
 
 typedef struct field_spec {
@@ -51,6 +54,12 @@ static const field_spec timeline_fields[] = {
     FIELD(admin_timeline_create, "ancestor_start_time", FT_TIME, time,
           has_time),
     {"pg_version", FT_PGVERSION, SIZE_MAX, SIZE_MAX},
+    FIELD(admin_timeline_create, "bootstrap", FT_BOOTSTRAP, bootstrap,
+          has_bootstrap),
+    FIELD(admin_timeline_create, "import_pgdata", FT_PATH, import_pgdata,
+          has_import),
+    FIELD(admin_timeline_create, "trust_consistency_images", FT_BOOL, trust,
+          has_trust),
 };
 
 static const field_spec compute_fields[] = {
@@ -74,6 +83,12 @@ type_doc(field_type t)
         return "the integer 15";
     case FT_CONNINFO:
         return "a connection string";
+    case FT_PATH:
+        return "an absolute path string";
+    case FT_BOOL:
+        return "true or false";
+    case FT_BOOTSTRAP:
+        return "\"initdb\" or \"none\"";
     }
     return "?";
 }
@@ -92,6 +107,13 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
             return tarn_err_set(err, TARN_EINVAL,
                                 "field 'pg_version': only PostgreSQL 15 is "
                                 "supported");
+        return TARN_OK;
+    }
+    if (f->type == FT_BOOL) {
+        if (!json_is_boolean(v))
+            goto wrong_type;
+        *(bool *)(base + f->value_off) = json_is_true(v);
+        *(bool *)(base + f->present_off) = true;
         return TARN_OK;
     }
     if (!json_is_string(v))
@@ -124,7 +146,31 @@ set_field(const field_spec *f, json_t *v, void *out, tarn_err *err)
             }
             memcpy(base + f->value_off, s, strlen(s) + 1);
             break;
+        case FT_PATH:
+            if (s[0] != '/' || strlen(s) > ADMIN_PATH_MAX) {
+                rc = tarn_err_set(&e, TARN_EINVAL,
+                                  "must be an absolute path of at most %d "
+                                  "bytes",
+                                  ADMIN_PATH_MAX);
+                break;
+            }
+            memcpy(base + f->value_off, s, strlen(s) + 1);
+            break;
+        case FT_BOOTSTRAP:
+            if (strcmp(s, "initdb") == 0)
+                *(admin_bootstrap *)(base + f->value_off) =
+                    ADMIN_BOOTSTRAP_INITDB;
+            else if (strcmp(s, "none") == 0)
+                *(admin_bootstrap *)(base + f->value_off) =
+                    ADMIN_BOOTSTRAP_NONE;
+            else
+                rc = tarn_err_set(&e, TARN_EINVAL,
+                                  "must be \"initdb\" or \"none\", not "
+                                  "'%.32s'",
+                                  s);
+            break;
         case FT_PGVERSION:
+        case FT_BOOL:
             break;
         }
     }
@@ -220,6 +266,16 @@ admin_parse_timeline_create(const char *body, size_t len,
         return tarn_err_set(err, TARN_EINVAL,
                             "give ancestor_start_lsn or ancestor_start_time, "
                             "not both");
+    if (out->has_ancestor && (out->has_bootstrap || out->has_import))
+        return tarn_err_set(err, TARN_EINVAL,
+                            "%s is for root timelines; a branch gets its "
+                            "data from ancestor_timeline_id",
+                            out->has_import ? "import_pgdata" : "bootstrap");
+    if (out->has_bootstrap && out->has_import)
+        return tarn_err_set(err, TARN_EINVAL,
+                            "give bootstrap or import_pgdata, not both");
+    if (out->has_import)
+        out->bootstrap = ADMIN_BOOTSTRAP_IMPORT;
     return TARN_OK;
 }
 

@@ -24,6 +24,16 @@ typedef struct admin_tenant_create {
     char name[CATALOG_NAME_MAX + 1]; /**< "" when absent */
 } admin_tenant_create;
 
+/** Longest import_pgdata path. */
+#define ADMIN_PATH_MAX 1024
+
+/** How a root timeline gets its base data. */
+typedef enum admin_bootstrap {
+    ADMIN_BOOTSTRAP_INITDB = 0, /**< run initdb (the default) */
+    ADMIN_BOOTSTRAP_NONE = 1,   /**< none: WAL only, from a compute */
+    ADMIN_BOOTSTRAP_IMPORT = 2  /**< import_pgdata */
+} admin_bootstrap;
+
 /** POST /v1/tenant/{t}/timeline */
 typedef struct admin_timeline_create {
     bool has_id;
@@ -35,6 +45,12 @@ typedef struct admin_timeline_create {
     tarn_lsn lsn; /**< ancestor_start_lsn */
     bool has_time;
     tarn_time_us time; /**< ancestor_start_time */
+    bool has_bootstrap;
+    admin_bootstrap bootstrap; /**< "bootstrap": "initdb" | "none" */
+    bool has_import;
+    char import_pgdata[ADMIN_PATH_MAX + 1];
+    bool has_trust;
+    bool trust; /**< trust_consistency_images */
 } admin_timeline_create;
 
 /** POST /v1/tenant/{t}/timeline/{tl}/compute */
@@ -56,9 +72,12 @@ tarn_rc admin_parse_tenant_create(const char *body, size_t len,
 /**
  * Parse the body of POST /v1/tenant/{t}/timeline: {"new_timeline_id"?,
  * "name"?, "ancestor_timeline_id"?, "ancestor_start_lsn"?,
- * "ancestor_start_time"?, "pg_version"?}.  An empty body means {}.  The
- * start LSN and time need an ancestor and exclude each other; pg_version
- * must be 15 when given.
+ * "ancestor_start_time"?, "pg_version"?, "bootstrap"?, "import_pgdata"?,
+ * "trust_consistency_images"?}.  An empty body means {}.  The start LSN
+ * and time need an ancestor and exclude each other; pg_version must be 15
+ * when given; bootstrap ("initdb" or "none") and import_pgdata (an
+ * absolute path) are for roots only and exclude each other.  On success
+ * out->bootstrap says which way a root gets its data.
  *
  * @return TARN_OK, or TARN_EINVAL with the reason.
  */

@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "server/core/fsutil.h"
 #include "storage/pg/pgwal.h"
@@ -177,6 +178,7 @@ typedef struct rm_job {
 static void maybe_sync(tlw *t);
 static void maybe_prealloc(tlw *t);
 static void apply_durable(tlw *t);
+static void notify_flush(tlw *t);
 static void drain_pending(tlw *t);
 static void attach_finish(tlw *t, tarn_rc rc, const char *msg);
 
@@ -466,6 +468,17 @@ sync_work(void *arg)
     }
 }
 
+/* Tell the page server how far the durable WAL reaches. */
+static void
+notify_flush(tlw *t)
+{
+    walsvc *s = t->svc;
+
+    if (s->o.on_flush != NULL && t->has_wal && !t->forgotten)
+        s->o.on_flush(s->o.on_flush_arg, &t->tenant, &t->timeline, t->flush,
+                      t->wal_start, t->seg_size, t->sysid);
+}
+
 /*
  * Reactor: take in what the flusher made durable.  Called wherever the
  * reactor reads its flush position (status, rewinds, the HTTP detail, the
@@ -495,6 +508,7 @@ apply_durable(tlw *t)
     if (epoch == t->epoch && durable > t->flush) {
         t->flush = durable;
         t->flush_prev = start;
+        notify_flush(t);
     }
 }
 
@@ -946,10 +960,12 @@ on_data(void *arg, tarn_lsn start, const uint8_t *data, size_t len,
     return rc;
 }
 
-/* A burst of messages has been written: sync it as one group. */
+/* A burst of messages has been written: sync it as one group (and take
+ * in what earlier syncs made durable, for ingest). */
 static void
 on_drained(void *arg)
 {
+    apply_durable(arg);
     maybe_sync(arg);
 }
 
@@ -1315,6 +1331,7 @@ recover_timeline(walsvc *s, const catalog_timeline *ct)
         }
     }
     save_catalog(t, true);
+    notify_flush(t);
 }
 
 /* Once a second: the reactor's view and the catalog catch up with the
@@ -1407,6 +1424,118 @@ walsvc_destroy(walsvc *s)
         tlw_free(t);
     }
     free(s);
+}
+
+tarn_rc
+walsvc_read(walsvc *s, const tarn_id *tenant, const tarn_id *tl, tarn_lsn lsn,
+            uint8_t *buf, size_t len, tarn_err *err)
+{
+    tlw *t = find(s, tenant, tl);
+    char l[TARN_LSN_STRLEN];
+
+    if (t == NULL || t->store == NULL)
+        return tarn_err_set(err, TARN_ENOTFOUND, "the timeline has no WAL");
+    if (lsn + len > t->flush)
+        return tarn_err_set(err, TARN_ENOTFOUND,
+                            "WAL up to %s is not durable yet",
+                            tarn_lsn_format(lsn + len, l));
+    return walstore_read(t->store, lsn, buf, len, err);
+}
+
+tarn_rc
+walsvc_adopt(walsvc *s, const tarn_id *tenant, const tarn_id *tl, tarn_err *err)
+{
+    catalog_timeline ct;
+    tarn_rc rc;
+
+    if (find(s, tenant, tl) != NULL)
+        return tarn_err_set(err, TARN_EEXIST, "the timeline already has WAL");
+    if ((rc = catalog_timeline_get(s->o.cat, tenant, tl, &ct, err)) != TARN_OK)
+        return rc;
+    if (ct.system_id == 0)
+        return tarn_err_set(err, TARN_EINVAL, "the timeline has no WAL");
+    recover_timeline(s, &ct);
+    return TARN_OK;
+}
+
+typedef struct trim_job {
+    walsvc *svc;
+    char dir[PATH_MAX];
+    uint32_t seg_size;
+    uint64_t from, to; /* segments [from, to) */
+    int removed;
+    tarn_err err;
+    tarn_rc rc;
+} trim_job;
+
+static void
+trim_work(void *arg)
+{
+    trim_job *j = arg;
+
+    j->rc = TARN_OK;
+    for (uint64_t seg = j->from; seg < j->to; seg++) {
+        char name[32], path[PATH_MAX + 48];
+        pg_wal_file_name(name, 1, seg, j->seg_size);
+        snprintf(path, sizeof(path), "%s/%s", j->dir, name);
+        if (unlink(path) == 0)
+            j->removed++;
+        else if (errno != ENOENT)
+            j->rc = tarn_err_errno(&j->err, errno, "remove %s", path);
+    }
+    if (j->removed > 0 && j->rc == TARN_OK)
+        j->rc = tarn_fsync_dir(j->dir, &j->err);
+}
+
+static void
+trim_done(void *arg)
+{
+    trim_job *j = arg;
+
+    if (j->rc != TARN_OK)
+        tlog_error(j->svc->o.log, NULL, "WAL removal: %s", j->err.msg);
+    else if (j->removed > 0)
+        tlog_debug(j->svc->o.log, NULL,
+                   "removed %d WAL segment(s) covered by layers from %s",
+                   j->removed, j->dir);
+    free(j);
+}
+
+void
+walsvc_trim(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+            tarn_lsn keep_from)
+{
+    tlw *t = find(s, tenant, tl);
+    uint64_t first, keep;
+    trim_job *j;
+
+    if (t == NULL || !t->has_wal || t->broken || t->seg_size == 0)
+        return;
+    /* Resuming a compute re-reads tarn's last record: keep it too. */
+    if (t->flush_prev != 0 && t->flush_prev < keep_from)
+        keep_from = t->flush_prev;
+    first = t->wal_start / t->seg_size;
+    keep = keep_from / t->seg_size;
+    /* Never the segment being written, nor beyond the durable end. */
+    if (keep > t->flush / t->seg_size)
+        keep = t->flush / t->seg_size;
+    if (keep <= first)
+        return;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return;
+    /* The catalog first: a crash then leaves extra files, never a gap. */
+    t->wal_start = keep * t->seg_size;
+    save_catalog(t, true);
+    j->svc = s;
+    snprintf(j->dir, sizeof(j->dir), "%s", t->dir);
+    j->seg_size = t->seg_size;
+    j->from = first;
+    j->to = keep;
+    if (wpool_submit(s->o.pool, trim_work, trim_done, j) != TARN_OK) {
+        trim_work(j);
+        trim_done(j);
+    }
 }
 
 void

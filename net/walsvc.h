@@ -31,6 +31,12 @@ struct event_base;
 struct evbuffer;
 typedef struct walsvc walsvc;
 
+/** Told whenever a timeline's durable WAL grows (for ingest). */
+typedef void (*walsvc_flush_fn)(void *arg, const tarn_id *tenant,
+                                const tarn_id *tl, tarn_lsn flush,
+                                tarn_lsn wal_start, uint32_t seg_size,
+                                uint64_t sysid);
+
 typedef struct walsvc_opts {
     struct event_base *base;
     wpool *pool;
@@ -41,6 +47,8 @@ typedef struct walsvc_opts {
     int64_t connect_timeout_ms;
     int64_t reconnect_max_ms;
     int64_t receiver_timeout_ms;
+    walsvc_flush_fn on_flush; /**< may be NULL */
+    void *on_flush_arg;
 } walsvc_opts;
 
 /** The live WAL state of one timeline. */
@@ -121,6 +129,29 @@ void walsvc_forget(walsvc *s, const tarn_id *tenant, const tarn_id *tl);
 
 /** Remove the files of a deleted tenant (in the background). */
 void walsvc_forget_tenant(walsvc *s, const tarn_id *tenant);
+
+/**
+ * Read @p len durable bytes of a timeline's WAL at @p lsn.
+ * TARN_ENOTFOUND when the timeline has no WAL or the bytes are not durable
+ * or no longer kept.
+ */
+tarn_rc walsvc_read(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+                    tarn_lsn lsn, uint8_t *buf, size_t len, tarn_err *err);
+
+/**
+ * A timeline got WAL on disk outside the service (an import wrote its
+ * segment and the catalog's WAL fields): recover it and serve it.
+ */
+tarn_rc walsvc_adopt(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+                     tarn_err *err);
+
+/**
+ * WAL below @p keep_from is covered by layers: remove the complete
+ * segments wholly below the one holding it (the catalog's wal_start_lsn
+ * moves first, then the files go, in the background).
+ */
+void walsvc_trim(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
+                 tarn_lsn keep_from);
 
 /** Prometheus text for /metrics. */
 void walsvc_metrics(walsvc *s, struct evbuffer *out);

@@ -11,8 +11,10 @@
  * new jobs, then a timer waits for open requests and in-flight worker jobs
  * to finish (bounded by shutdown_timeout) before the loop exits and the
  * modules are freed: worker pool first (its done callbacks may still
- * touch the WAL service and answer requests), then the WAL service (which
- * saves its positions), then HTTP, then the catalog, then the lock.
+ * touch the WAL service and the page server and answer requests), then
+ * the WAL service (which saves its positions and may tell the page
+ * server), then the page server, then HTTP, then the catalog, then the
+ * lock.
  */
 #include "server/server.h"
 
@@ -35,6 +37,7 @@
 #include "server/core/version.h"
 #include "server/core/wpool.h"
 #include "storage/datadir.h"
+#include "storage/repo.h"
 
 #define ADMIN_MAX_BODY (1024 * 1024)
 #define ADMIN_MAX_HEAD (16 * 1024)
@@ -49,6 +52,7 @@ struct tarn_server {
     datadir *dir;
     catalog *cat;
     wpool *pool;
+    repo *repo;
     walsvc *wal;
     admin *admin;
     http_server *http;
@@ -113,6 +117,53 @@ server_metrics(struct evbuffer *out, void *arg)
         (unsigned long long)hs.conns_rejected, hs.conns_open,
         (unsigned long long)hs.protocol_errors, resident_bytes());
     walsvc_metrics(s->wal, out);
+    repo_metrics(s->repo, out);
+}
+
+/* ---- wiring the WAL service and the page server ------------------------ */
+
+static tarn_rc
+hook_wal_read(void *arg, const tarn_id *tenant, const tarn_id *tl, tarn_lsn lsn,
+              uint8_t *buf, size_t len, tarn_err *err)
+{
+    tarn_server *s = arg;
+
+    if (s->wal == NULL)
+        return tarn_err_set(err, TARN_EUNAVAIL, "the WAL service is stopped");
+    return walsvc_read(s->wal, tenant, tl, lsn, buf, len, err);
+}
+
+static void
+hook_wal_trim(void *arg, const tarn_id *tenant, const tarn_id *tl,
+              tarn_lsn keep_from)
+{
+    tarn_server *s = arg;
+
+    if (s->wal != NULL)
+        walsvc_trim(s->wal, tenant, tl, keep_from);
+}
+
+static tarn_rc
+hook_wal_adopt(void *arg, const tarn_id *tenant, const tarn_id *tl,
+               tarn_err *err)
+{
+    tarn_server *s = arg;
+
+    if (s->wal == NULL)
+        return tarn_err_set(err, TARN_EUNAVAIL, "the WAL service is stopped");
+    return walsvc_adopt(s->wal, tenant, tl, err);
+}
+
+static void
+hook_wal_flushed(void *arg, const tarn_id *tenant, const tarn_id *tl,
+                 tarn_lsn flush, tarn_lsn wal_start, uint32_t seg_size,
+                 uint64_t sysid)
+{
+    tarn_server *s = arg;
+    repo_wal_info wi = {flush, wal_start, seg_size, sysid};
+
+    if (s->repo != NULL)
+        repo_wal_flushed(s->repo, tenant, tl, &wi);
 }
 
 static void
@@ -155,6 +206,7 @@ begin_stop(tarn_server *s, const char *why)
               why, http_server_open_conns(s->http), wpool_inflight(s->pool));
     http_server_shutdown(s->http);
     walsvc_stop(s->wal);
+    repo_stop(s->repo);
     wpool_close(s->pool);
     s->stop_deadline_us = tarn_mono_us() + s->cfg.shutdown_timeout_ms * 1000;
     s->stop_timer = event_new(s->base, -1, EV_PERSIST, on_stop_tick, s);
@@ -279,6 +331,23 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         goto fail;
 
     {
+        repo_opts ro = {0};
+        ro.base = s->base;
+        ro.pool = s->pool;
+        ro.cat = s->cat;
+        ro.log = s->log;
+        ro.data_dir = datadir_path(s->dir);
+        ro.cfg = &s->cfg;
+        ro.hooks.arg = s;
+        ro.hooks.wal_read = hook_wal_read;
+        ro.hooks.wal_trim = hook_wal_trim;
+        ro.hooks.wal_adopt = hook_wal_adopt;
+        if ((rc = repo_create(&ro, &s->repo, err)) != TARN_OK) {
+            tarn_err_prefix(err, "page server: ");
+            goto fail;
+        }
+    }
+    {
         walsvc_opts wo = {0};
         wo.base = s->base;
         wo.pool = s->pool;
@@ -289,12 +358,15 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         wo.connect_timeout_ms = s->cfg.wal_connect_timeout_ms;
         wo.reconnect_max_ms = s->cfg.wal_reconnect_max_ms;
         wo.receiver_timeout_ms = s->cfg.wal_receiver_timeout_ms;
+        wo.on_flush = hook_wal_flushed;
+        wo.on_flush_arg = s;
         if ((rc = walsvc_create(&wo, &s->wal, err)) != TARN_OK)
             goto fail;
     }
 
     ao.cat = s->cat;
     ao.wal = s->wal;
+    ao.repo = s->repo;
     ao.log = s->log;
     ao.auth_token = s->cfg.http_auth_token;
     ao.metrics = server_metrics;
@@ -352,6 +424,9 @@ server_destroy(tarn_server *s)
      * answer HTTP requests: free in that order. */
     wpool_destroy(s->pool);
     walsvc_destroy(s->wal);
+    s->wal = NULL;
+    repo_destroy(s->repo);
+    s->repo = NULL;
     http_server_destroy(s->http);
     admin_destroy(s->admin);
     if (s->stop_timer)

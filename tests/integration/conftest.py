@@ -48,10 +48,11 @@ def free_port():
 
 
 class Response:
-    def __init__(self, status, body, headers):
+    def __init__(self, status, body, headers, raw=None):
         self.status = status
         self.body = body
         self.headers = headers
+        self.raw = raw          # the body as bytes
 
     @property
     def json(self):
@@ -165,8 +166,9 @@ class Tarnd:
         try:
             conn.request(method, path, body=body, headers=hdrs)
             r = conn.getresponse()
-            data = r.read().decode("utf-8", "replace")
-            return Response(r.status, data, dict(r.getheaders()))
+            raw = r.read()
+            data = raw.decode("utf-8", "replace")
+            return Response(r.status, data, dict(r.getheaders()), raw)
         finally:
             conn.close()
 

@@ -570,8 +570,8 @@ lsn_for_time(admin *a, http_req *r, const tarn_id *tenant,
     }
     if (strcmp(res.kind, "present") != 0 && strcmp(res.kind, "future") != 0) {
         tarn_err_set(&err, TARN_EPRECOND,
-                     "ancestor timeline %s has no commit at or before %s "
-                     "(%s)",
+                     "ancestor timeline %s has no commit records at or "
+                     "before %s (%s)",
                      tarn_id_format(ancestor, idbuf),
                      tarn_time_format(t, tb, sizeof(tb)),
                      strcmp(res.kind, "past") == 0 ? "its first commit is later"

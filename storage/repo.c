@@ -336,7 +336,7 @@ rtl_load(repo *r, const catalog_timeline *ct, rtl **out, tarn_err *err)
     }
     remove_orphans(t, ls, n);
     t->disk_consistent = ct->disk_consistent_lsn;
-    t->has_data = n > 0 || ct->has_ancestor;
+    t->has_data = n > 0 || (t->ancestor != NULL && t->ancestor->has_data);
     to.tenant = ct->tenant_id;
     to.id = ct->timeline_id;
     to.ancestor = t->ancestor ? t->ancestor->tl : NULL;

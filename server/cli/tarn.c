@@ -7,7 +7,9 @@
  * exit status 1 (2 for usage errors).
  */
 #include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,8 +27,8 @@ typedef struct cli {
     const char *token;
     bool json;
     const char *tenant; /* --tenant: id or name */
-    const char *parent, *lsn, *at, *id, *name;
-    bool root;
+    const char *parent, *lsn, *at, *id, *name, *import;
+    bool root, empty;
     const char *pos[8];
     int npos;
 } cli;
@@ -290,12 +292,25 @@ cmd_branch_create(cli *c)
 
     if (c->npos < 1)
         die("usage: tarn branch create NAME [--parent BRANCH] "
-            "[--lsn X/Y | --at TIMESTAMP] [--root]");
+            "[--lsn X/Y | --at TIMESTAMP] [--root [--import PGDATA | "
+            "--empty]]");
     if (c->lsn && c->at)
         die("give --lsn or --at, not both");
     json_object_set_new(body, "name", json_string(c->pos[0]));
     if (c->id)
         json_object_set_new(body, "new_timeline_id", json_string(c->id));
+    if (c->import || c->empty)
+        c->root = true;
+    if (c->import && c->empty)
+        die("give --import or --empty, not both");
+    if (c->import) {
+        char abs[4096];
+        if (realpath(c->import, abs) == NULL)
+            die("--import %s: %s", c->import, strerror(errno));
+        json_object_set_new(body, "import_pgdata", json_string(abs));
+    }
+    if (c->empty)
+        json_object_set_new(body, "bootstrap", json_string("none"));
     if (c->root) {
         if (c->parent || c->lsn || c->at)
             die("--root makes a new root branch; it takes no --parent, "
@@ -329,6 +344,11 @@ cmd_branch_create(cli *c)
             die("--lsn and --at need a parent branch");
         }
     }
+    if (c->root || json_object_get(body, "ancestor_timeline_id") == NULL) {
+        if (!c->json && !c->empty && isatty(STDOUT_FILENO))
+            fprintf(stderr, "%s a new cluster; this takes a few seconds...\n",
+                    c->import ? "importing" : "bootstrapping (initdb)");
+    }
     snprintf(path, sizeof(path), "/v1/tenant/%s/timeline", tid);
     j = call(c, "POST", path, body);
     json_decref(body);
@@ -338,6 +358,9 @@ cmd_branch_create(cli *c)
     } else if (json_is_string(json_object_get(j, "ancestor_timeline_id"))) {
         printf("created branch %s (%s) at %s\n", c->pos[0],
                str(j, "timeline_id"), str(j, "ancestor_lsn"));
+    } else if (strcmp(str(j, "state"), "active") == 0) {
+        printf("created root branch %s (%s), state active at %s\n", c->pos[0],
+               str(j, "timeline_id"), str(j, "last_record_lsn"));
     } else {
         printf("created root branch %s (%s), state %s\n", c->pos[0],
                str(j, "timeline_id"), str(j, "state"));
@@ -456,37 +479,46 @@ cmd_branch_delete(cli *c)
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: tarn [--json] [--tenant T] COMMAND ...\n"
-            "\n"
-            "Commands:\n"
-            "  status                          server version and health\n"
-            "  tenant create [--id HEX32] [--name NAME]\n"
-            "  tenant list\n"
-            "  tenant delete TENANT            by id or name, with all its "
-            "branches\n"
-            "  branch create NAME [--parent BRANCH] [--lsn X/Y | --at "
-            "TIMESTAMP]\n"
-            "                [--root] [--id HEX32]\n"
-            "                                  the parent defaults to 'main'; "
-            "a tenant's\n"
-            "                                  first branch (or --root) is a "
-            "new root\n"
-            "  branch list                     the branch tree with branch "
-            "points\n"
-            "  branch delete NAME              refused while it has child "
-            "branches\n"
-            "\n"
-            "Options:\n"
-            "  --tenant T   tenant id or name; default: the tenant named "
-            "'default',\n"
-            "               or the only tenant\n"
-            "  --json       print the server's JSON instead of text\n"
-            "  -h, --help   this help;  -V, --version  the version\n"
-            "\n"
-            "Environment: TARN_HTTP (default %s), TARN_TOKEN (bearer "
-            "token).\n",
-            DEFAULT_HTTP);
+    fprintf(
+        f,
+        "Usage: tarn [--json] [--tenant T] COMMAND ...\n"
+        "\n"
+        "Commands:\n"
+        "  status                          server version and health\n"
+        "  tenant create [--id HEX32] [--name NAME]\n"
+        "  tenant list\n"
+        "  tenant delete TENANT            by id or name, with all its "
+        "branches\n"
+        "  branch create NAME [--parent BRANCH] [--lsn X/Y | --at "
+        "TIMESTAMP]\n"
+        "                [--root [--import PGDATA | --empty]] [--id HEX32]\n"
+        "                                  the parent defaults to 'main'; "
+        "a tenant's\n"
+        "                                  first branch (or --root) is a "
+        "new root,\n"
+        "                                  bootstrapped with initdb, or "
+        "imported from\n"
+        "                                  a cleanly stopped PostgreSQL "
+        "15 data\n"
+        "                                  directory (--import), or "
+        "empty until a\n"
+        "                                  compute streams WAL to it "
+        "(--empty)\n"
+        "  branch list                     the branch tree with branch "
+        "points\n"
+        "  branch delete NAME              refused while it has child "
+        "branches\n"
+        "\n"
+        "Options:\n"
+        "  --tenant T   tenant id or name; default: the tenant named "
+        "'default',\n"
+        "               or the only tenant\n"
+        "  --json       print the server's JSON instead of text\n"
+        "  -h, --help   this help;  -V, --version  the version\n"
+        "\n"
+        "Environment: TARN_HTTP (default %s), TARN_TOKEN (bearer "
+        "token).\n",
+        DEFAULT_HTTP);
 }
 
 int
@@ -502,6 +534,7 @@ main(int argc, char **argv)
         {"--at", offsetof(cli, at)},
         {"--id", offsetof(cli, id)},
         {"--name", offsetof(cli, name)},
+        {"--import", offsetof(cli, import)},
     };
     cli c = {0};
     const char *cmd = NULL, *sub = NULL;
@@ -528,6 +561,10 @@ main(int argc, char **argv)
         }
         if (strcmp(a, "--root") == 0) {
             c.root = true;
+            continue;
+        }
+        if (strcmp(a, "--empty") == 0) {
+            c.empty = true;
             continue;
         }
         for (size_t k = 0; k < TARN_ARRAY_LEN(valued) && !done; k++) {

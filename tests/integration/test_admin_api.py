@@ -78,7 +78,7 @@ def test_body_too_large_is_json_413(tarnd):
 def test_timeline_crud_and_branching(tarnd):
     t = tarnd.create_tenant()["id"]
     base = f"/v1/tenant/{t}/timeline"
-    main = tarnd.create_timeline(t, name="main")
+    main = tarnd.create_timeline(t, name="main", bootstrap="none")
     assert main["state"] == "empty"
     assert main["ancestor_timeline_id"] is None
     assert main["ancestor_lsn"] is None
@@ -145,21 +145,30 @@ def test_timeline_crud_and_branching(tarnd):
 
 def test_data_routes_validate_then_need_data(tarnd):
     t = tarnd.create_tenant()["id"]
-    tl = tarnd.create_timeline(t, name="main")["timeline_id"]
+    tl = tarnd.create_timeline(t, name="main",
+                               bootstrap="none")["timeline_id"]
     base = f"/v1/tenant/{t}/timeline/{tl}"
     gp = "spc=1663&db=5&rel=1259&fork=main&blk=0"
 
-    for method, path in (("PUT", "/checkpoint"), ("PUT", "/compact"),
-                         ("PUT", "/do_gc"), ("GET", "/getpage?" + gp),
-                         ("GET", "/get_lsn_by_timestamp?timestamp="
-                                 "2026-11-21T10%3A00%3A00%2B01%3A00")):
+    # A timeline without data (no bootstrap, no compute yet).
+    for method, path, status, needle in (
+            ("PUT", "/checkpoint", 412, "has no data to checkpoint"),
+            ("PUT", "/compact", 501, "compaction is not implemented"),
+            ("PUT", "/do_gc", 501, "garbage collection is not implemented"),
+            ("GET", "/getpage?" + gp, 412, "has no data yet"),
+            ("GET", "/rel_size?" + gp[:-6], 412, "has no data yet"),
+            ("GET", "/db_size?spc=1663&db=5", 412, "has no data yet")):
         r = tarnd.request(method, base + path)
-        assert r.status == 412, (path, r)
-        assert "no ingested data yet (state empty" in r.msg
+        assert r.status == status, (path, r)
+        assert needle in r.msg, (path, r)
         r = tarnd.request(method, f"/v1/tenant/{t}/timeline/{ID0}{path}")
         assert r.status == 404, (path, r)
+    r = tarnd.get(base + "/get_lsn_by_timestamp?timestamp="
+                  "2026-11-21T10%3A00%3A00%2B01%3A00")
+    assert r.status == 200 and r.json["kind"] == "nodata", r
 
     assert tarnd.put(base + "/checkpoint", {}).status == 412
+    assert tarnd.get(base + "/getpage?" + gp + "&lsn=latest").status == 412
     r = tarnd.put(base + "/checkpoint", {"now": True})
     assert r.status == 400 and "no body" in r.msg
     r = tarnd.put(base + "/do_gc", "{")

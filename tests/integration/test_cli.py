@@ -54,23 +54,28 @@ def test_branches_tree(tarnd):
     tarnd.cli("tenant", "create", "--name", "default")
     tarnd.cli("tenant", "create", "--name", "other")
     p = tarnd.cli("branch", "create", "main")
-    assert re.fullmatch(r"created root branch main \([0-9a-f]{32}\), "
-                        r"state empty\n", p.stdout)
+    m = re.fullmatch(r"created root branch main \([0-9a-f]{32}\), "
+                     r"state active at (\d+/[0-9A-F]+)\n", p.stdout)
+    assert m, p.stdout
+    start = m.group(1)
     p = tarnd.cli("branch", "create", "dev")  # parent defaults to main
-    assert re.fullmatch(r"created branch dev \([0-9a-f]{32}\) at 0/0\n",
-                        p.stdout)
+    assert re.fullmatch(r"created branch dev \([0-9a-f]{32}\) at "
+                        + start + r"\n", p.stdout)
     tarnd.cli("branch", "create", "feature", "--parent", "dev", "--lsn",
-              "0/0")
+              start)
     tarnd.cli("branch", "create", "test")
-    tarnd.cli("branch", "create", "other-root", "--root")
+    p = tarnd.cli("branch", "create", "other-root", "--empty")
+    assert re.fullmatch(r"created root branch other-root \([0-9a-f]{32}\), "
+                        r"state empty\n", p.stdout)
     out = tarnd.cli("branch", "list").stdout.splitlines()
-    assert re.fullmatch(r"main \[[0-9a-f]{32}\] empty, last 0/0", out[0])
-    assert re.fullmatch(r"├─ dev @0/0 \[[0-9a-f]{32}\] empty, last 0/0",
-                        out[1])
-    assert re.fullmatch(r"│  └─ feature @0/0 \[[0-9a-f]{32}\] empty, "
-                        r"last 0/0", out[2])
-    assert re.fullmatch(r"└─ test @0/0 \[[0-9a-f]{32}\] empty, last 0/0",
-                        out[3])
+    assert re.fullmatch(r"main \[[0-9a-f]{32}\] active, last " + start,
+                        out[0])
+    assert re.fullmatch(r"├─ dev @" + start + r" \[[0-9a-f]{32}\] active, "
+                        r"last " + start, out[1])
+    assert re.fullmatch(r"│  └─ feature @" + start + r" \[[0-9a-f]{32}\] "
+                        r"active, last " + start, out[2])
+    assert re.fullmatch(r"└─ test @" + start + r" \[[0-9a-f]{32}\] active, "
+                        r"last " + start, out[3])
     assert re.fullmatch(r"other-root \[[0-9a-f]{32}\] empty, last 0/0",
                         out[4])
     assert len(out) == 5
@@ -79,9 +84,14 @@ def test_branches_tree(tarnd):
     p = tarnd.cli("branch", "create", "x", "--parent", "nope", check=False)
     assert (p.returncode, p.stderr) == (
         1, "tarn: no branch named 'nope' (see `tarn branch list`)\n")
-    p = tarnd.cli("branch", "create", "x", "--lsn", "0/10", check=False)
+    p = tarnd.cli("branch", "create", "x", "--lsn", "F/10", check=False)
     assert p.returncode == 1
-    assert "beyond the ancestor's last_record_lsn 0/0" in p.stderr
+    assert "beyond the ancestor's last_record_lsn " + start in p.stderr
+    p = tarnd.cli("branch", "create", "x", "--lsn", "0/10", check=False)
+    assert p.returncode == 1 and "before the start of" in p.stderr
+    p = tarnd.cli("branch", "create", "x", "--import", "/nonexistent",
+                  check=False)
+    assert p.returncode == 1 and "No such file" in p.stderr
     p = tarnd.cli("branch", "delete", "dev", check=False)
     assert p.returncode == 1 and "child branch: feature" in p.stderr
     assert tarnd.cli("branch", "delete", "feature").stdout.startswith(

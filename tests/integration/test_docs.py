@@ -32,7 +32,8 @@ def test_every_documented_route(make_tarnd):
             target_t = t.create_tenant()["id"]
             concrete = path.replace("{t}", target_t)
         elif method == "DELETE":
-            leaf = t.create_timeline(tenant)["timeline_id"]
+            leaf = t.create_timeline(
+                tenant, ancestor_timeline_id=tl)["timeline_id"]
             concrete = path.replace("{t}", tenant).replace("{tl}", leaf)
         else:
             concrete = path.replace("{t}", tenant).replace("{tl}", tl)

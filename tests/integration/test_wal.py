@@ -11,7 +11,7 @@ SEG = 16 << 20
 def setup_follow(tarnd, compute_factory, **compute_kw):
     c = compute_factory(**compute_kw).initdb().start()
     t = tarnd.create_tenant()["id"]
-    tl = tarnd.create_timeline(t, name="main")["timeline_id"]
+    tl = tarnd.create_timeline(t, name="main", bootstrap="none")["timeline_id"]
     r = tarnd.attach(t, tl, c.conninfo())
     assert r.status == 200, r
     return c, t, tl
@@ -86,7 +86,7 @@ def test_follow_pgbench(tarnd, compute_factory):
 
 def test_attach_validation(tarnd, compute_factory):
     t = tarnd.create_tenant()["id"]
-    tl = tarnd.create_timeline(t, name="main")["timeline_id"]
+    tl = tarnd.create_timeline(t, name="main", bootstrap="none")["timeline_id"]
     base = f"/v1/tenant/{t}/timeline/{tl}/compute"
     r = tarnd.post(base, {})
     assert r.status == 400 and "'conninfo' is required" in r.msg
@@ -137,7 +137,7 @@ def test_start_lsn_and_other_initdb_refused(tarnd, compute_factory):
     a = compute_factory(name="a").initdb().start()
     b = compute_factory(name="b").initdb().start()
     t = tarnd.create_tenant()["id"]
-    tl = tarnd.create_timeline(t, name="main")["timeline_id"]
+    tl = tarnd.create_timeline(t, name="main", bootstrap="none")["timeline_id"]
     r = tarnd.attach(t, tl, a.conninfo(), start_lsn="FF/0")
     assert r.status == 409 and "beyond the compute's end of WAL" in r.msg
     assert tarnd.timeline(t, tl)["system_id"] is None
@@ -167,7 +167,7 @@ def test_diverged_compute_refused(tarnd, compute_factory):
     from pg import as_user
     a = compute_factory(name="a").initdb().start()
     t = tarnd.create_tenant()["id"]
-    tl = tarnd.create_timeline(t, name="main")["timeline_id"]
+    tl = tarnd.create_timeline(t, name="main", bootstrap="none")["timeline_id"]
     assert tarnd.attach(t, tl, a.conninfo()).status == 200
     a.psql("CREATE TABLE t(x int)")
     # Clone a's data directory while it is cleanly stopped.

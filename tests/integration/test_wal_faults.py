@@ -22,7 +22,7 @@ def faulty(make_tarnd, compute_factory, tmp_path):
     t = make_tarnd({"wal_reconnect_max": "500ms"}, env=env)
     c = compute_factory().initdb().start()
     tenant = t.create_tenant()["id"]
-    tl = t.create_timeline(tenant, name="main")["timeline_id"]
+    tl = t.create_timeline(tenant, name="main", bootstrap="none")["timeline_id"]
     r = t.attach(tenant, tl, c.conninfo())
     assert r.status == 200, r
     c.psql("CREATE TABLE t(x int)")

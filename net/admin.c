@@ -79,6 +79,7 @@ static void h_do_gc(admin *, http_req *, const route_args *);
 static void h_getpage(admin *, http_req *, const route_args *);
 static void h_rel_size(admin *, http_req *, const route_args *);
 static void h_db_size(admin *, http_req *, const route_args *);
+static void h_slru_page(admin *, http_req *, const route_args *);
 static void h_compute_attach(admin *, http_req *, const route_args *);
 static void h_compute_detach(admin *, http_req *, const route_args *);
 
@@ -102,6 +103,7 @@ static const route routes[] = {
     {HTTP_GET, TL "/getpage", h_getpage, false},
     {HTTP_GET, TL "/rel_size", h_rel_size, false},
     {HTTP_GET, TL "/db_size", h_db_size, false},
+    {HTTP_GET, TL "/slru_page", h_slru_page, false},
     {HTTP_POST, TL "/compute", h_compute_attach, false},
     {HTTP_DELETE, TL "/compute", h_compute_detach, false},
 };
@@ -1073,6 +1075,46 @@ h_db_size(admin *a, http_req *r, const route_args *args)
     reply_json(
         r, 200,
         json_pack("{s:I, s:o}", "bytes", (json_int_t)bytes, "lsn", j_lsn(at)));
+}
+
+static void
+h_slru_page(admin *a, http_req *r, const route_args *args)
+{
+    static const char *const kinds[] = {"pg_xact", "pg_multixact/members",
+                                        "pg_multixact/offsets"};
+    uint8_t page[8192];
+    char kind[32], lsnbuf[TARN_LSN_STRLEN];
+    catalog_timeline tl;
+    uint32_t segno, blk;
+    bool latest, present;
+    int k = -1;
+    tarn_lsn lsn = 0, at;
+    tarn_err err;
+
+    if (!query_param(a, r, "kind", true, kind, sizeof(kind), &present))
+        return;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(kind, kinds[i]) == 0)
+            k = i;
+    if (k < 0) {
+        tarn_err_set(&err, TARN_EINVAL,
+                     "query parameter 'kind' must be pg_xact, "
+                     "pg_multixact/members or pg_multixact/offsets");
+        reply_err(a, r, &err);
+        return;
+    }
+    if (!query_u32(a, r, "segno", &segno) || !query_u32(a, r, "blk", &blk)
+        || !query_lsn(a, r, &latest, &lsn) || !need_timeline(a, r, args, &tl))
+        return;
+    if (repo_get_slru_page(a->repo, &args->tenant, &args->timeline, k, segno,
+                           blk, latest, lsn, page, &at, &err)
+        != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    http_req_add_header(r, "X-Tarn-Lsn", tarn_lsn_format(at, lsnbuf));
+    http_reply(r, 200, "application/octet-stream", (const char *)page,
+               sizeof(page));
 }
 
 /* An attach answers when the compute has been checked. */

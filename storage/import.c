@@ -476,10 +476,15 @@ scan_all(imp_state *s, tarn_err *err)
     if ((rc = scan_twophase(s, path, err)) != TARN_OK)
         return rc;
     drop_unlogged_forks(s);
-    qsort(s->rels, s->nrels, sizeof(imp_rel), cmp_rel);
-    qsort(s->slrus, s->nslrus, sizeof(imp_slru), cmp_slru);
-    qsort(s->dbs, s->ndbs, sizeof(uint64_t), cmp_u64);
-    qsort(s->xids, s->nxids, sizeof(uint32_t), cmp_u32);
+    /* qsort's array must not be NULL even when empty (C11 7.22.5). */
+    if (s->nrels > 0)
+        qsort(s->rels, s->nrels, sizeof(imp_rel), cmp_rel);
+    if (s->nslrus > 0)
+        qsort(s->slrus, s->nslrus, sizeof(imp_slru), cmp_slru);
+    if (s->ndbs > 0)
+        qsort(s->dbs, s->ndbs, sizeof(uint64_t), cmp_u64);
+    if (s->nxids > 0)
+        qsort(s->xids, s->nxids, sizeof(uint32_t), cmp_u32);
     return TARN_OK;
 }
 

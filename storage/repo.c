@@ -1786,6 +1786,40 @@ repo_rel_size(repo *r, const tarn_id *tenant, const tarn_id *tl,
     return rel_size_at(t, rel, *at, exists, nblocks, err);
 }
 
+tarn_rc
+repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl, int kind,
+                   uint32_t segno, uint32_t blk, bool latest, tarn_lsn lsn,
+                   uint8_t *page, tarn_lsn *at, tarn_err *err)
+{
+    tkey sk, k;
+    tbuf v = {0};
+    bool found;
+    rtl *t;
+    char l[TARN_LSN_STRLEN];
+    tarn_rc rc;
+
+    if (kind < 0 || kind >= SLRU_NKINDS)
+        return tarn_err_set(err, TARN_EINVAL, "unknown SLRU kind %d", kind);
+    if ((rc = read_target(r, tenant, tl, latest, lsn, &t, at, err)) != TARN_OK)
+        return rc;
+    sk = tkey_slru_size((slru_kind)kind, segno);
+    rc = tl_get_value(timeline_view(t->tl), &sk, *at, &v, &found, err);
+    if (rc == TARN_OK && (!found || v.len != 4 || blk >= tarn_get_u32(v.p)))
+        rc = tarn_err_set(err, TARN_ENOTFOUND,
+                          "SLRU segment %04X has no block %u at %s", segno,
+                          blk, tarn_lsn_format(*at, l));
+    tbuf_free(&v);
+    if (rc != TARN_OK)
+        return rc;
+    k = tkey_slru_block((slru_kind)kind, segno, blk);
+    rc = tl_get_page(timeline_view(t->tl), &k, *at, page, err);
+    if (rc == TARN_ENOTFOUND) {
+        memset(page, 0, PG_BLCKSZ);
+        rc = TARN_OK;
+    }
+    return rc;
+}
+
 typedef struct dbsize_ctx {
     rtl *t;
     tarn_lsn at;

@@ -187,6 +187,16 @@ tarn_rc repo_db_size(repo *r, const tarn_id *tenant, const tarn_id *tl,
                      uint64_t *bytes, tarn_lsn *at, tarn_err *err);
 
 /**
+ * Block @p blk of SLRU segment @p segno (pg_xact, pg_multixact/members or
+ * offsets) at @p lsn, with the same rules; a block past the segment's end,
+ * or of a segment that does not exist, is TARN_ENOTFOUND.
+ */
+tarn_rc repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                           int kind, uint32_t segno, uint32_t blk, bool latest,
+                           tarn_lsn lsn, uint8_t *page, tarn_lsn *at,
+                           tarn_err *err);
+
+/**
  * The LSN of the last commit at or before @p t on this timeline (and its
  * ancestors below the branch point).
  */

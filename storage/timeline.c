@@ -645,7 +645,8 @@ tl_scan(const tl_view *v, const tkey *lo, const tkey *hi, tarn_lsn lsn,
     if (rc != TARN_OK)
         goto done;
     /* ...then the value of each at @p lsn, in key order. */
-    qsort(s.k, s.n, sizeof(tkey), cmp_tkey);
+    if (s.n > 0)
+        qsort(s.k, s.n, sizeof(tkey), cmp_tkey);
     for (size_t i = 0; i < s.n; i++)
         if (u == 0 || !tkey_eq(&s.k[u - 1], &s.k[i]))
             s.k[u++] = s.k[i];

@@ -37,10 +37,8 @@ import pgwal
 import walstate
 from conftest import Tarnd, assert_clean_exit, wait_until
 from pg import Compute, lsn, lsn_str
-from pgcompare import (FIRST_NORMAL_OID, fork_file_blocks, insert_lsn,
-                       list_relations, psql_file, sequence_log_ahead,
-                       spgist_meta_cache_only, vm_bits_cut_as_hole)
-from tarnpages import PageReader
+from pgcompare import insert_lsn, list_relations, psql_file
+from tarnpages import PageReader, compare_files, compare_images
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "mixed_workload.sql"
@@ -161,39 +159,6 @@ def test_engine_did_its_work(run):
     assert "tarn_page_cache_hit_ratio{kind=\"page\"}" in metrics
 
 
-def compare_snapshot(run, snap, at, ams, rep, mismatches):
-    """Every exact block of @snap read at @at, and the sizes."""
-    for key, e in snap.blocks.items():
-        spc, db, rel, fork, blk = key
-        if not e.exact or not e.supported:
-            rep["not_exact"] += 1
-            continue
-        status, body = run.reader.page(spc, db, rel, fork, blk, at)
-        if status != 200:
-            mismatches.append((lsn_str(at), key, f"HTTP {status}: {body}"))
-            continue
-        want = e.page()
-        am = ams.get(key[:3])
-        try:
-            mask = pgmask.mask_for_rmgr(e.rmid, am)
-            a, b = mask(body, blk), mask(want, blk)
-        except pgmask.MaskError:
-            a, b = body, want
-        rep["compared"] += 1
-        rep[f"rmgr_{pgwal.rmgr_name(e.rmid)}"] += 1
-        if a != b:
-            mismatches.append((lsn_str(at), key, f"{e!r}: "
-                               + pgmask.diff_report(a, b)))
-    for rnode_fork, n in snap.sizes.items():
-        if rnode_fork[2] < FIRST_NORMAL_OID:
-            continue    # a catalog from initdb: the WAL knows part of it
-        got = run.reader.rel_size(*rnode_fork, at)
-        rep["sizes"] += 1
-        if not got["exists"] or got["nblocks"] != n:
-            mismatches.append((lsn_str(at), rnode_fork,
-                               f"size {got}, WAL says {n}"))
-
-
 def test_pages_equal_logged_images(run, snapshots):
     targets, snaps = snapshots
     ams = am_by_rnode(run)
@@ -201,7 +166,7 @@ def test_pages_equal_logged_images(run, snapshots):
     mismatches = []
     t0 = time.time()
     for at in targets:
-        compare_snapshot(run, snaps[at], at, ams, rep, mismatches)
+        compare_images(run.reader, snaps[at], at, ams, rep, mismatches)
     took = time.time() - t0
     print(f"\n{len(targets)} LSNs, {rep['compared']} pages compared, "
           f"{rep['sizes']} sizes, {len(mismatches)} mismatches in "
@@ -218,78 +183,9 @@ def test_relation_files_equal_tarn_pages(run, snapshots):
     """Every block of every relation file of the stopped compute (after
     CHECKPOINT) against tarn's page at the final LSN."""
     _, snaps = snapshots
-    snap = snaps[run.final]
-    rep = collections.Counter()
-    per_am = collections.Counter()
-    mismatches, notes = [], set()
-    for rel in run.relations:
-        spc, db, relno = rel["rnode"]
-        am = rel["am"]
-        for fork in (0, 2, 3):
-            pages = fork_file_blocks(run.compute.datadir, rel["path"], fork)
-            if pages is None:
-                continue
-            size = run.reader.rel_size(spc, db, relno, fork, run.final)
-            if not size["exists"]:
-                mismatches.append((rel["name"], fork, None,
-                                   "tarn has no such relation fork"))
-                continue
-            if size["nblocks"] > len(pages):
-                mismatches.append((rel["name"], fork, None,
-                                   f"tarn has {size['nblocks']} blocks, "
-                                   f"the file {len(pages)}"))
-            for blk, page in enumerate(pages):
-                status, mine = run.reader.page(spc, db, relno, fork, blk,
-                                               run.final)
-                if status != 200:
-                    mismatches.append((rel["name"], fork, blk,
-                                       f"HTTP {status}: {mine}"))
-                    continue
-                rep["pages"] += 1
-                if blk >= size["nblocks"]:
-                    rep["past_wal_size"] += 1
-                    # Extended without WAL: PostgreSQL never wrote it.
-                    if not pgmask.is_new_page(page):
-                        mismatches.append((rel["name"], fork, blk,
-                                           "past tarn's size, not new"))
-                    continue
-                if fork == 2:
-                    per_am["vm"] += 1
-                    a, b = pgmask.minimal_mask(page), pgmask.minimal_mask(mine)
-                    if a == b:
-                        continue
-                    e = snap.get((spc, db, relno, fork, blk))
-                    if e is not None and vm_bits_cut_as_hole(e, page, mine):
-                        rep["vm_bits_lost_in_wal_log_copy"] += 1
-                        notes.add("VM pages copied by CREATE DATABASE "
-                                  "WAL_LOG lose their bits (the bitmap is "
-                                  "the image's hole), in PostgreSQL's own "
-                                  "redo too")
-                        continue
-                    mismatches.append((rel["name"], fork, blk, "VM: "
-                                       + pgmask.diff_report(a, b)))
-                    continue
-                per_am[am] += 1
-                try:
-                    a = pgmask.mask_for_am(am)(page, blk)
-                    b = pgmask.mask_for_am(am)(mine, blk)
-                except pgmask.MaskError:
-                    a, b = page, mine
-                if a == b:
-                    continue
-                if am == "sequence" and sequence_log_ahead(page, mine):
-                    rep["sequence_log_ahead"] += 1
-                    notes.add("sequence pages: nextval() logs 32 values "
-                              "ahead and writes the page without WAL")
-                    continue
-                if am == "spgist" and blk == 0 and \
-                        spgist_meta_cache_only(a, b):
-                    rep["spgist_meta_cache"] += 1
-                    notes.add("SP-GiST meta page: its cache of last-used "
-                              "pages is written without WAL")
-                    continue
-                mismatches.append((rel["name"], fork, blk,
-                                   pgmask.diff_report(a, b)))
+    rep, per_am, mismatches, notes = compare_files(
+        run.reader, run.relations, run.compute.datadir, run.final,
+        snaps[run.final])
     print(f"\n{rep['pages']} pages of {len(run.relations)} relations; "
           f"{dict(rep)}; per AM {dict(per_am)}; {len(mismatches)} "
           f"mismatches; notes {sorted(notes)}")
@@ -300,6 +196,34 @@ def test_relation_files_equal_tarn_pages(run, snapshots):
     for am in ("heap", "btree", "gin", "gist", "hash", "brin", "spgist",
                "sequence", "vm"):
         assert per_am[am] > 0, (am, per_am)
+
+
+SLRU_DIRS = ("pg_xact", "pg_multixact/members", "pg_multixact/offsets")
+
+
+def test_slru_files_equal_tarn_pages(run):
+    """pg_xact and pg_multixact of the stopped compute, page for page,
+    byte for byte: tarn's CLOG and multixact values are applied natively."""
+    counts = collections.Counter()
+    base = f"/v1/tenant/{run.tenant}/timeline/{run.tl}/slru_page"
+    for kind in SLRU_DIRS:
+        d = run.compute.datadir / kind
+        for f in sorted(d.iterdir()):
+            segno = int(f.name, 16)
+            data = f.read_bytes()
+            for blk in range(len(data) // 8192):
+                r = run.tarnd.get(f"{base}?kind={kind}&segno={segno}"
+                                  f"&blk={blk}&lsn={lsn_str(run.final)}")
+                assert r.status == 200, (kind, segno, blk, r)
+                want = data[blk * 8192:(blk + 1) * 8192]
+                assert r.raw == want, (kind, segno, blk,
+                                       pgmask.diff_report(r.raw, want))
+                counts[kind] += 1
+                counts[kind + " nonzero"] += want != bytes(8192)
+    print(f"\nSLRU pages equal: {dict(counts)}")
+    assert counts["pg_xact nonzero"] >= 1
+    assert counts["pg_multixact/members nonzero"] >= 1
+    assert counts["pg_multixact/offsets nonzero"] >= 1
 
 
 def test_database_sizes(run):

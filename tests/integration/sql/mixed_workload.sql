@@ -163,6 +163,25 @@ INSERT INTO mw_keys SELECT 80000 + i, i FROM generate_series(1, 50) AS i;
 COMMIT;
 
 -- -------------------------------------------------------------------------
+-- Multixacts: rows locked by a transaction and by its own subtransaction
+-- (a share lock, then an update or a stronger lock in a savepoint).
+-- -------------------------------------------------------------------------
+CREATE TABLE mw_locks (id integer PRIMARY KEY, v integer);
+INSERT INTO mw_locks SELECT i, i FROM generate_series(1, 100) AS i;
+BEGIN;
+SELECT count(*) FROM (SELECT * FROM mw_locks WHERE id <= 50 FOR SHARE) s;
+SAVEPOINT mx_1;
+UPDATE mw_locks SET v = v + 1 WHERE id <= 50;
+RELEASE SAVEPOINT mx_1;
+COMMIT;
+BEGIN;
+SELECT count(*) FROM (SELECT * FROM mw_locks WHERE id > 50 FOR KEY SHARE) s;
+SAVEPOINT mx_2;
+SELECT count(*) FROM (SELECT * FROM mw_locks WHERE id > 50 FOR UPDATE) s;
+ROLLBACK TO SAVEPOINT mx_2;
+COMMIT;
+
+-- -------------------------------------------------------------------------
 -- Two-phase commit: COMMIT PREPARED (with a table drop) and ROLLBACK
 -- PREPARED (of a transaction that created a table).
 -- -------------------------------------------------------------------------

@@ -1806,8 +1806,8 @@ repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl, int kind,
     rc = tl_get_value(timeline_view(t->tl), &sk, *at, &v, &found, err);
     if (rc == TARN_OK && (!found || v.len != 4 || blk >= tarn_get_u32(v.p)))
         rc = tarn_err_set(err, TARN_ENOTFOUND,
-                          "SLRU segment %04X has no block %u at %s", segno,
-                          blk, tarn_lsn_format(*at, l));
+                          "SLRU segment %04X has no block %u at %s", segno, blk,
+                          tarn_lsn_format(*at, l));
     tbuf_free(&v);
     if (rc != TARN_OK)
         return rc;

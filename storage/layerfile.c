@@ -826,7 +826,7 @@ entry_ref(layer *l, const uint8_t *e, vref *r, tarn_err *err)
     r->mem = NULL;
     r->file = l;
     if (r->off < HDR_SIZE || r->len < BLOB_HDR + BLOB_TAIL
-        || r->off + r->len > l->data_end)
+        || r->len > l->data_end || r->off > l->data_end - r->len)
         return CORRUPT("layer %s: index entry points outside the data "
                        "(offset %llu, length %u)",
                        l->path, (unsigned long long)r->off, r->len);

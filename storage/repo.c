@@ -390,6 +390,8 @@ rtl_load(repo *r, const catalog_timeline *ct, rtl **out, tarn_err *err)
     return TARN_OK;
 }
 
+static tarn_rc check_stopped(const rtl *t, tarn_err *err);
+
 /* ---- ingest ------------------------------------------------------------- */
 
 static void
@@ -397,10 +399,12 @@ ingest_fail(rtl *t, const char *msg)
 {
     t->ingest_failed = true;
     snprintf(t->error, sizeof(t->error), "%s", msg);
+    char l[TARN_LSN_STRLEN];
+
     tlog_error(t->r->o.log, t->logctx,
                "ingest stopped at %s: %s (pages stay readable up to there; "
                "restart tarnd to retry)",
-               "last_record_lsn", msg);
+               tarn_lsn_format(timeline_last_record_lsn(t->tl), l), msg);
 }
 
 static tarn_rc
@@ -564,7 +568,14 @@ flush_work(void *arg)
     if ((j->rc = layerw_finish(w, NULL, NULL, &j->d, j->name, &j->err))
         != TARN_OK)
         goto done;
+    /* Read the new file back through its checks before the catalog
+     * points at it; a file that fails them goes (the retry rewrites it). */
     j->rc = layer_open(j->dir, j->name, &j->d, j->pc, &j->l, &j->err);
+    if (j->rc != TARN_OK) {
+        char path[PATH_MAX + LAYER_NAME_MAX + 20];
+        snprintf(path, sizeof(path), "%s/%s", j->dir, j->name);
+        unlink(path);
+    }
 done:
     memlayer_iter_end(&it);
     j->us = tarn_mono_us() - t0;
@@ -711,8 +722,13 @@ start_flush(rtl *t)
 static void
 freeze(rtl *t)
 {
-    memlayer *m = timeline_freeze(t->tl);
+    memlayer *m;
 
+    /* After an ingest failure the open layer may hold values of the
+     * failed record: it must never reach a layer file (ingest.h). */
+    if (t->ingest_failed)
+        return;
+    m = timeline_freeze(t->tl);
     t->open_since_us = 0;
     if (m != NULL) {
         memlayer_unref(m); /* the timeline keeps its own reference */
@@ -1276,13 +1292,16 @@ repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl,
     rtl *t = find(r, tenant, tl);
     ckpt_wait *w;
     char idbuf[TARN_ID_STRLEN];
+    tarn_rc rc;
 
     if (t == NULL)
         return tarn_err_set(err, TARN_ENOTFOUND, "timeline %s not found",
                             tarn_id_format(tl, idbuf));
-    if (t->broken)
-        return tarn_err_set(err, TARN_ECONFLICT, "the timeline is stopped: %s",
-                            t->error);
+    if ((rc = check_stopped(t, err)) != TARN_OK)
+        return rc;
+    if (t->ingest_failed)
+        return tarn_err_set(err, TARN_ECONFLICT,
+                            "ingest is stopped on this timeline: %s", t->error);
     if (!t->has_data && !t->has_wal)
         return tarn_err_set(err, TARN_EPRECOND,
                             "timeline %s has no data to checkpoint",
@@ -1659,6 +1678,23 @@ repo_tenant_forget(repo *r, const tarn_id *tenant)
 
 /* ---- reads -------------------------------------------------------------- */
 
+/*
+ * TARN_ECONFLICT when @p t or one of its ancestors is stopped: a branch
+ * reads through its ancestors' layers, and a stopped ancestor (a layer it
+ * could not open) would leave holes in that history.
+ */
+static tarn_rc
+check_stopped(const rtl *t, tarn_err *err)
+{
+    for (const rtl *a = t; a != NULL; a = a->ancestor)
+        if (a->broken)
+            return tarn_err_set(err, TARN_ECONFLICT,
+                                a == t ? "the timeline is stopped: %s"
+                                       : "an ancestor timeline is stopped: %s",
+                                a->error);
+    return TARN_OK;
+}
+
 static tarn_rc
 read_target(repo *r, const tarn_id *tenant, const tarn_id *tl, bool latest,
             tarn_lsn lsn, rtl **out, tarn_lsn *at, tarn_err *err)
@@ -1666,14 +1702,14 @@ read_target(repo *r, const tarn_id *tenant, const tarn_id *tl, bool latest,
     rtl *t = find(r, tenant, tl);
     char idbuf[TARN_ID_STRLEN], l1[TARN_LSN_STRLEN], l2[TARN_LSN_STRLEN];
     tarn_lsn last;
+    tarn_rc rc;
 
     if (t == NULL)
         return tarn_err_set(err, TARN_ENOTFOUND,
                             "timeline %s not found (or still being created)",
                             tarn_id_format(tl, idbuf));
-    if (t->broken)
-        return tarn_err_set(err, TARN_ECONFLICT, "the timeline is stopped: %s",
-                            t->error);
+    if ((rc = check_stopped(t, err)) != TARN_OK)
+        return rc;
     if (!t->has_data && timeline_last_record_lsn(t->tl) <= t->start_lsn)
         return tarn_err_set(err, TARN_EPRECOND, "timeline %s has no data yet",
                             tarn_id_format(tl, idbuf));

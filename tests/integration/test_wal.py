@@ -250,7 +250,9 @@ def test_kill9_rounds_during_pgbench(tarnd, compute_factory):
                 read_wal(c.pg_wal, acked - 4096, acked)
             c.wait_streaming()
     finally:
-        bench.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a shell that starts the tests in the
+        # background makes its children ignore SIGINT.
+        bench.terminate()
         bench.wait(60)
     wait_flushed(tarnd, t, tl, lsn(c.current_lsn()))
     start, end = assert_same_wal(tarnd, c, t, tl)

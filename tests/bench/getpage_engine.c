@@ -124,8 +124,8 @@ typedef int (*read_fn)(void *arg, uint32_t blk, uint8_t *page);
 
 /* Time @p count reads; print calls/s, p50 and p99. */
 static void
-measure(read_fn fn, void *arg, uint32_t nblocks, const char *mode,
-        size_t count, size_t warm_set)
+measure(read_fn fn, void *arg, uint32_t nblocks, const char *mode, size_t count,
+        size_t warm_set)
 {
     uint64_t seed = 0x9E3779B97F4A7C15ULL;
     uint8_t page[BLCKSZ];
@@ -180,8 +180,8 @@ tarn_read(void *arg, uint32_t blk, uint8_t *page)
     tarn_err err = {0};
     tarn_lsn at;
 
-    if (repo_get_page(c->r, &c->tenant, &c->tl, &c->rel, blk, c->latest,
-                      c->lsn, page, &at, &err)
+    if (repo_get_page(c->r, &c->tenant, &c->tl, &c->rel, blk, c->latest, c->lsn,
+                      page, &at, &err)
         != TARN_OK) {
         fprintf(stderr, "getpage_engine: block %u: %s\n", blk, err.msg);
         return -1;
@@ -335,11 +335,10 @@ main(int argc, char **argv)
     else if (argc > 1 && strcmp(argv[1], "file") == 0)
         rc = run_file(argc, argv);
     if (rc == 2)
-        fprintf(stderr,
-                "usage: getpage_engine tarn DATA_DIR TENANT TIMELINE "
-                "SPC/DB/REL LSN|latest cold|warm COUNT [WARM_SET] "
-                "[CACHE_MB]\n"
-                "       getpage_engine file PATH cold|warm COUNT "
-                "[WARM_SET]\n");
+        fprintf(stderr, "usage: getpage_engine tarn DATA_DIR TENANT TIMELINE "
+                        "SPC/DB/REL LSN|latest cold|warm COUNT [WARM_SET] "
+                        "[CACHE_MB]\n"
+                        "       getpage_engine file PATH cold|warm COUNT "
+                        "[WARM_SET]\n");
     return rc;
 }

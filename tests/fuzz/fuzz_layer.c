@@ -164,8 +164,8 @@ write_seeds(const char *out)
     static const struct {
         layer_kind kind;
         int nkeys, nversions;
-    } seeds[] = {{LAYER_DELTA, 3, 4}, {LAYER_IMAGE, 40, 1},
-                 {LAYER_DELTA, 120, 2}};
+    } seeds[] = {
+        {LAYER_DELTA, 3, 4}, {LAYER_IMAGE, 40, 1}, {LAYER_DELTA, 120, 2}};
     tarn_err err = {0};
     uint8_t val[8192];
 

@@ -19,15 +19,15 @@
 #include "storage/value.h"
 
 /* PostgreSQL 15, BLCKSZ 8192. */
-#define XACTS_PER_PAGE       32768 /* 4 xids per byte */
-#define OFFSETS_PER_PAGE     2048  /* 4-byte offsets */
-#define MEMBERS_PER_GROUP    4
-#define GROUP_SIZE           20 /* 4 flag bytes + 4 xids */
-#define GROUPS_PER_PAGE      409
-#define MEMBERS_PER_PAGE     (GROUPS_PER_PAGE * MEMBERS_PER_GROUP)
-#define PAGE_HEADER          24
+#define XACTS_PER_PAGE        32768 /* 4 xids per byte */
+#define OFFSETS_PER_PAGE      2048  /* 4-byte offsets */
+#define MEMBERS_PER_GROUP     4
+#define GROUP_SIZE            20 /* 4 flag bytes + 4 xids */
+#define GROUPS_PER_PAGE       409
+#define MEMBERS_PER_PAGE      (GROUPS_PER_PAGE * MEMBERS_PER_GROUP)
+#define PAGE_HEADER           24
 #define HEAPBLOCKS_PER_VMPAGE ((8192 - PAGE_HEADER) * 4)
-#define SLRU_PAGES_PER_SEG   32
+#define SLRU_PAGES_PER_SEG    32
 
 static redo_stats st;
 
@@ -222,12 +222,11 @@ test_images_and_records(void **state)
                      TARN_ECORRUPT);
 
     /* A record that references no block 0: refused as corrupt. */
-    rec[0] = sizeof(rec);    /* xl_tot_len */
-    rec[17] = 10;            /* xl_rmid */
-    rec[24] = 255;           /* XLR_BLOCK_ID_DATA_SHORT */
-    rec[25] = 2;             /* main data length */
-    assert_int_equal(tval_pgrec(&v, 0, false, rec, sizeof(rec), &err),
-                     TARN_OK);
+    rec[0] = sizeof(rec); /* xl_tot_len */
+    rec[17] = 10;         /* xl_rmid */
+    rec[24] = 255;        /* XLR_BLOCK_ID_DATA_SHORT */
+    rec[25] = 2;          /* main data length */
+    assert_int_equal(tval_pgrec(&v, 0, false, rec, sizeof(rec), &err), TARN_OK);
     assert_int_equal(redo_apply(&st, page, &k, 0x400, v.p, v.len, &err),
                      TARN_ECORRUPT);
     /* A heap record for block 0 without an image: tarn has no redo for
@@ -235,8 +234,8 @@ test_images_and_records(void **state)
     {
         uint8_t r2[24 + 4 + 12 + 4] = {0};
         r2[0] = sizeof(r2);
-        r2[17] = 10;  /* Heap */
-        r2[24] = 0;   /* block id 0, main fork, no flags, no data */
+        r2[17] = 10; /* Heap */
+        r2[24] = 0;  /* block id 0, main fork, no flags, no data */
         r2[28] = 0x7f, r2[32] = 5, r2[36] = 0x00, r2[37] = 0x40; /* rnode */
         assert_int_equal(tval_pgrec(&v, 0, false, r2, sizeof(r2), &err),
                          TARN_OK);

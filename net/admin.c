@@ -895,7 +895,7 @@ h_lsn_by_timestamp(admin *a, http_req *r, const route_args *args)
         json_pack("{s:o, s:s}", "lsn", j_lsn(res.lsn), "kind", res.kind));
 }
 
-/* checkpoint, compact and do_gc take no body yet, or an empty object. */
+/* compact and do_gc take no body yet, or an empty object. */
 static bool
 empty_body(admin *a, http_req *r)
 {
@@ -958,10 +958,18 @@ static void
 h_checkpoint(admin *a, http_req *r, const route_args *args)
 {
     catalog_timeline tl;
+    admin_checkpoint body;
     ckpt_req *w;
+    const char *text;
+    size_t len;
     tarn_err err;
 
-    if (!empty_body(a, r) || !need_timeline(a, r, args, &tl))
+    text = http_req_body(r, &len);
+    if (admin_parse_checkpoint(text, len, &body, &err) != TARN_OK) {
+        reply_err(a, r, &err);
+        return;
+    }
+    if (!need_timeline(a, r, args, &tl))
         return;
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -970,7 +978,7 @@ h_checkpoint(admin *a, http_req *r, const route_args *args)
     }
     w->a = a;
     w->r = r;
-    if (repo_checkpoint(a->repo, &args->tenant, &args->timeline,
+    if (repo_checkpoint(a->repo, &args->tenant, &args->timeline, body.images,
                         checkpoint_done, w, &err)
         != TARN_OK) {
         free(w);

@@ -67,6 +67,10 @@ static const field_spec compute_fields[] = {
     FIELD(admin_compute_attach, "start_lsn", FT_LSN, start, has_start),
 };
 
+static const field_spec checkpoint_fields[] = {
+    FIELD(admin_checkpoint, "images", FT_BOOL, images, has_images),
+};
+
 static const char *
 type_doc(field_type t)
 {
@@ -295,4 +299,18 @@ admin_parse_compute_attach(const char *body, size_t len,
                             "field 'conninfo' is required (a libpq "
                             "connection string of the compute)");
     return TARN_OK;
+}
+
+tarn_rc
+admin_parse_checkpoint(const char *body, size_t len, admin_checkpoint *out,
+                       tarn_err *err)
+{
+    tarn_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = parse_object(body, len, checkpoint_fields,
+                      TARN_ARRAY_LEN(checkpoint_fields), out, err);
+    if (rc == TARN_OK && !out->has_images)
+        out->images = true;
+    return rc;
 }

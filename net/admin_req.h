@@ -60,6 +60,12 @@ typedef struct admin_compute_attach {
     tarn_lsn start; /**< start_lsn */
 } admin_compute_attach;
 
+/** PUT /v1/tenant/{t}/timeline/{tl}/checkpoint */
+typedef struct admin_checkpoint {
+    bool has_images;
+    bool images; /**< write image layers after the flush (default true) */
+} admin_checkpoint;
+
 /**
  * Parse the body of POST /v1/tenant: {"new_tenant_id"?, "name"?}.  An
  * empty body means {}.
@@ -90,5 +96,12 @@ tarn_rc admin_parse_timeline_create(const char *body, size_t len,
  */
 tarn_rc admin_parse_compute_attach(const char *body, size_t len,
                                    admin_compute_attach *out, tarn_err *err);
+
+/**
+ * Parse the body of PUT .../checkpoint: {"images"?: bool}.  An empty body
+ * means {}; out->images is true unless the body says false.
+ */
+tarn_rc admin_parse_checkpoint(const char *body, size_t len,
+                               admin_checkpoint *out, tarn_err *err);
 
 #endif

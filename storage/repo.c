@@ -78,6 +78,7 @@ typedef struct ckpt_wait {
     struct ckpt_wait *next;
     tarn_lsn target; /* last_record_lsn when asked */
     bool imaged;     /* the forced image job for it has run */
+    bool images;     /* it wants one (else the flush answers it) */
     repo_ckpt_fn done;
     void *arg;
     repo_ckpt_result res;
@@ -1271,8 +1272,11 @@ answer_waiters(rtl *t)
             free(w);
             continue;
         }
-        if (w->imaged) {
+        if (w->imaged
+            || (!w->images && t->disk_consistent >= w->target)) {
             *pp = w->next;
+            if (!w->images)
+                w->res.lsn = t->disk_consistent;
             w->done(w->arg, TARN_OK, NULL, &w->res);
             free(w);
             continue;
@@ -1287,7 +1291,7 @@ answer_waiters(rtl *t)
 
 tarn_rc
 repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl,
-                repo_ckpt_fn done, void *arg, tarn_err *err)
+                bool images, repo_ckpt_fn done, void *arg, tarn_err *err)
 {
     rtl *t = find(r, tenant, tl);
     ckpt_wait *w;
@@ -1312,6 +1316,7 @@ repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl,
     if (w == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     w->target = timeline_last_record_lsn(t->tl);
+    w->images = images;
     w->done = done;
     w->arg = arg;
     w->next = t->waiters;

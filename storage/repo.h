@@ -148,11 +148,14 @@ void repo_wal_flushed(repo *r, const tarn_id *tenant, const tarn_id *tl,
                       const repo_wal_info *wi);
 
 /**
- * Write out everything ingested so far and image layers for every key
- * range at the new disk_consistent_lsn.  Answered through @p done.
+ * Write out everything ingested so far (freeze the open layer, wait until
+ * every frozen layer is written and committed) and then, when @p images,
+ * image layers for every key range at the new disk_consistent_lsn.
+ * Answered through @p done.
  */
 tarn_rc repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl,
-                        repo_ckpt_fn done, void *arg, tarn_err *err);
+                        bool images, repo_ckpt_fn done, void *arg,
+                        tarn_err *err);
 
 void repo_timeline_info(repo *r, const tarn_id *tenant, const tarn_id *tl,
                         repo_tl_info *out);

@@ -170,7 +170,11 @@ def test_data_routes_validate_then_need_data(tarnd):
     assert tarnd.put(base + "/checkpoint", {}).status == 412
     assert tarnd.get(base + "/getpage?" + gp + "&lsn=latest").status == 412
     r = tarnd.put(base + "/checkpoint", {"now": True})
-    assert r.status == 400 and "no body" in r.msg
+    assert r.status == 400 and "unknown field 'now'" in r.msg, r
+    r = tarnd.put(base + "/checkpoint", {"images": "no"})
+    assert r.status == 400 and "'images' must be true or false" in r.msg, r
+    r = tarnd.put(base + "/compact", {"now": True})
+    assert r.status == 400 and "no body" in r.msg, r
     r = tarnd.put(base + "/do_gc", "{")
     assert r.status == 400 and "malformed JSON" in r.msg
 

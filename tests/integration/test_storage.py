@@ -315,3 +315,36 @@ def test_restart_reingests(run):
     assert d["last_record_lsn"] == lsn_str(run.final)
     after = [run.reader.page(spc, db, rel, 0, b)[1] for b in range(0, 60, 3)]
     assert after == before
+
+
+def test_checkpoint_route(run):
+    """PUT .../checkpoint: with {"images": false} it only writes out what
+    is ingested; by default it then writes image layers for every key
+    range.  Pages read the same before and after."""
+    t, base = run.tarnd, f"/v1/tenant/{run.tenant}/timeline/{run.tl}"
+    sample = []
+    for rel in run.relations:
+        spc, db, relno = rel["rnode"]
+        n = run.reader.rel_size(spc, db, relno, 0)["nblocks"]
+        sample += [(spc, db, relno, 0, b) for b in range(min(n, 4))]
+    before = [run.reader.page(*s, at=run.final) for s in sample]
+    assert all(st == 200 for st, _ in before)
+
+    r = t.put(base + "/checkpoint", {"images": False}, timeout=120)
+    assert r.status == 200, r
+    assert r.json["image_layers_created"] == 0, r.json
+    assert lsn(r.json["disk_consistent_lsn"]) == run.final, r.json
+    images = t.timeline(run.tenant, run.tl)["storage"]["image_layers"]
+
+    r = t.put(base + "/checkpoint", timeout=300)
+    assert r.status == 200, r
+    print(f"\ncheckpoint: {r.json}")
+    assert lsn(r.json["disk_consistent_lsn"]) == run.final, r.json
+    assert r.json["image_layers_created"] >= 1, r.json
+    assert r.json["partitions_skipped"] == 0, r.json
+    d = t.timeline(run.tenant, run.tl)
+    assert d["storage"]["image_layers"] == \
+        images + r.json["image_layers_created"], d["storage"]
+    after = [run.reader.page(*s, at=run.final) for s in sample]
+    assert len(sample) > 100
+    assert after == before

@@ -1272,8 +1272,7 @@ answer_waiters(rtl *t)
             free(w);
             continue;
         }
-        if (w->imaged
-            || (!w->images && t->disk_consistent >= w->target)) {
+        if (w->imaged || (!w->images && t->disk_consistent >= w->target)) {
             *pp = w->next;
             if (!w->images)
                 w->res.lsn = t->disk_consistent;
@@ -1290,8 +1289,8 @@ answer_waiters(rtl *t)
 }
 
 tarn_rc
-repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl,
-                bool images, repo_ckpt_fn done, void *arg, tarn_err *err)
+repo_checkpoint(repo *r, const tarn_id *tenant, const tarn_id *tl, bool images,
+                repo_ckpt_fn done, void *arg, tarn_err *err)
 {
     rtl *t = find(r, tenant, tl);
     ckpt_wait *w;

@@ -15,6 +15,7 @@
 
 #include "storage/pg/pgdefs.h"
 #include "storage/pg/walrec.h"
+#include "storage/redo/rmgr.h"
 #include "storage/value.h"
 
 void
@@ -210,6 +211,22 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
             pg_page_set_lsn(page, lsn);
         atomic_fetch_add(&st->images, 1);
         return TARN_OK;
+    }
+    {
+        redo_ctx c = {.r = &r,
+                      .block_id = id,
+                      .b = b,
+                      .page = page,
+                      .lsn = lsn,
+                      .err = err};
+        switch (r.rmid) {
+        case PG_RM_HEAP:
+            return redo_heap(&c);
+        case PG_RM_HEAP2:
+            return redo_heap2(&c);
+        default:
+            break;
+        }
     }
     return tarn_err_set(err, TARN_EUNSUPPORTED,
                         "redo of %s record (rmgr %u, info 0x%02X) ending at "

@@ -1,0 +1,223 @@
+/*
+ * bufpage.c - PostgreSQL's slotted-page primitives for redo.
+ *
+ * Redo must leave every byte PostgreSQL would leave, including the ones
+ * no tuple owns: a later insert's alignment padding is whatever the free
+ * space held, so the free space itself has to match.  That decides how
+ * fragmentation is repaired here: PostgreSQL moves each tuple's aligned
+ * storage (padding included) to its new place in line-pointer order from
+ * the special space down, and never writes below the new pd_upper.  We do
+ * the same through a scratch copy of the page, which gives the bytes of
+ * both of PostgreSQL's paths (the presorted memmove and the scratch copy)
+ * without their bookkeeping.
+ */
+#include "storage/redo/bufpage.h"
+
+#include <string.h>
+
+bool
+pg_page_header_ok(const uint8_t *page)
+{
+    unsigned lower = pg_page_lower(page), upper = pg_page_upper(page);
+    unsigned special = pg_page_special(page);
+
+    return lower >= PG_PAGE_HEADER_SIZE && lower <= upper && upper <= special
+           && special <= PG_BLCKSZ;
+}
+
+uint8_t *
+pg_page_item(uint8_t *page, unsigned off, unsigned *len)
+{
+    uint32_t lp;
+    unsigned o, l;
+
+    if (off == 0 || off > pg_page_max_offset(page))
+        return NULL;
+    lp = pg_lp_get(page, off);
+    o = pg_lp_off(lp);
+    l = pg_lp_len(lp);
+    if (pg_lp_flags(lp) != PG_LP_NORMAL || l == 0 || o < pg_page_lower(page)
+        || o + l > PG_BLCKSZ)
+        return NULL;
+    *len = l;
+    return page + o;
+}
+
+unsigned
+pg_page_add_item(uint8_t *page, const uint8_t *item, size_t size, unsigned off,
+                 int flags)
+{
+    unsigned limit = pg_page_max_offset(page) + 1;
+    bool shuffle = false;
+    int lower, upper;
+    size_t aligned;
+
+    if (!pg_page_header_ok(page))
+        return 0;
+    if (off != 0) {
+        if (flags & PG_PAI_OVERWRITE) {
+            if (off < limit) {
+                uint32_t lp = pg_lp_get(page, off);
+                if (pg_lp_flags(lp) != PG_LP_UNUSED || pg_lp_len(lp) != 0)
+                    return 0; /* will not overwrite a used line pointer */
+            }
+        } else if (off < limit) {
+            shuffle = true;
+        }
+    } else {
+        off = limit;
+        if (pg_page_flags(page) & PG_PD_HAS_FREE_LINES) {
+            for (unsigned i = 1; i < limit; i++) {
+                uint32_t lp = pg_lp_get(page, i);
+                if (pg_lp_flags(lp) == PG_LP_UNUSED && pg_lp_len(lp) == 0) {
+                    off = i;
+                    break;
+                }
+            }
+            if (off == limit) /* the hint was wrong */
+                pg_page_set_flags(page,
+                                  pg_page_flags(page) & ~PG_PD_HAS_FREE_LINES);
+        }
+    }
+    if (off > limit)
+        return 0;
+    if ((flags & PG_PAI_IS_HEAP) && off > PG_MAX_HEAP_TUPLES)
+        return 0;
+    lower = pg_page_lower(page) + ((off == limit || shuffle) ? 4 : 0);
+    aligned = pg_maxalign(size);
+    upper = (int)pg_page_upper(page) - (int)aligned;
+    if (lower > upper)
+        return 0;
+    if (shuffle)
+        memmove(page + PG_PAGE_HEADER_SIZE + off * 4,
+                page + PG_PAGE_HEADER_SIZE + (off - 1) * 4,
+                (size_t)(limit - off) * 4);
+    pg_lp_set(page, off, (unsigned)upper, PG_LP_NORMAL, (unsigned)size);
+    memcpy(page + upper, item, size);
+    tarn_put_u16(page + PG_PD_LOWER, (uint16_t)lower);
+    tarn_put_u16(page + PG_PD_UPPER, (uint16_t)upper);
+    return off;
+}
+
+bool
+pg_page_repair_fragmentation(uint8_t *page)
+{
+    uint8_t scratch[PG_BLCKSZ];
+    unsigned lower = pg_page_lower(page), upper = pg_page_upper(page);
+    unsigned special = pg_page_special(page);
+    unsigned n = pg_page_max_offset(page), last_used = 0, nunused = 0;
+    size_t total = 0;
+    unsigned nstorage = 0;
+
+    if (lower < PG_PAGE_HEADER_SIZE || lower > upper || upper > special
+        || special > PG_BLCKSZ || special != pg_maxalign(special))
+        return false;
+    /* Check everything before moving anything. */
+    for (unsigned i = 1; i <= n; i++) {
+        uint32_t lp = pg_lp_get(page, i);
+        if (pg_lp_flags(lp) != PG_LP_UNUSED) {
+            if (pg_lp_len(lp) != 0) {
+                unsigned o = pg_lp_off(lp);
+                if (o < upper || o >= special)
+                    return false;
+                total += pg_maxalign(pg_lp_len(lp));
+                nstorage++;
+            }
+            last_used = i;
+        } else {
+            nunused++;
+        }
+    }
+    if (nstorage > 0 && total > (size_t)(special - lower))
+        return false;
+    for (unsigned i = 1; i <= n; i++)
+        if (pg_lp_flags(pg_lp_get(page, i)) == PG_LP_UNUSED)
+            pg_lp_set(page, i, 0, PG_LP_UNUSED, 0);
+    if (nstorage == 0) {
+        tarn_put_u16(page + PG_PD_UPPER, (uint16_t)special);
+    } else {
+        unsigned top = special;
+        memcpy(scratch, page, PG_BLCKSZ);
+        for (unsigned i = 1; i <= n; i++) {
+            uint32_t lp = pg_lp_get(page, i);
+            size_t len;
+            if (pg_lp_flags(lp) == PG_LP_UNUSED || pg_lp_len(lp) == 0)
+                continue;
+            len = pg_maxalign(pg_lp_len(lp));
+            top -= (unsigned)len;
+            if (top != pg_lp_off(lp))
+                memcpy(page + top, scratch + pg_lp_off(lp), len);
+            pg_lp_set(page, i, top, pg_lp_flags(lp), pg_lp_len(lp));
+        }
+        tarn_put_u16(page + PG_PD_UPPER, (uint16_t)top);
+    }
+    if (last_used != n) {
+        nunused -= n - last_used;
+        tarn_put_u16(page + PG_PD_LOWER,
+                     (uint16_t)(lower - 4 * (n - last_used)));
+    }
+    if (nunused > 0)
+        pg_page_set_flags(page, pg_page_flags(page) | PG_PD_HAS_FREE_LINES);
+    else
+        pg_page_set_flags(page, pg_page_flags(page) & ~PG_PD_HAS_FREE_LINES);
+    return true;
+}
+
+void
+pg_page_truncate_lp_array(uint8_t *page)
+{
+    unsigned n = pg_page_max_offset(page), nunusedend = 0;
+    bool counting = true, hint = false;
+
+    for (unsigned i = n; i >= 1; i--) {
+        bool unused = pg_lp_flags(pg_lp_get(page, i)) == PG_LP_UNUSED;
+        if (counting && i > 1) {
+            if (unused)
+                nunusedend++;
+            else
+                counting = false;
+        } else if (unused) {
+            hint = true;
+            break;
+        }
+    }
+    if (nunusedend > 0)
+        tarn_put_u16(page + PG_PD_LOWER,
+                     (uint16_t)(pg_page_lower(page) - 4 * nunusedend));
+    if (hint)
+        pg_page_set_flags(page, pg_page_flags(page) | PG_PD_HAS_FREE_LINES);
+    else
+        pg_page_set_flags(page, pg_page_flags(page) & ~PG_PD_HAS_FREE_LINES);
+}
+
+size_t
+pg_page_exact_free(const uint8_t *page)
+{
+    int space = (int)pg_page_upper(page) - (int)pg_page_lower(page);
+    return space < 0 ? 0 : (size_t)space;
+}
+
+size_t
+pg_page_free(const uint8_t *page)
+{
+    size_t space = pg_page_exact_free(page);
+    return space < 4 ? 0 : space - 4;
+}
+
+bool
+pg_xid_precedes(uint32_t a, uint32_t b)
+{
+    /* Permanent xids (< 3) are older than every normal one. */
+    if (a < 3 || b < 3)
+        return a < b;
+    return (int32_t)(a - b) < 0;
+}
+
+void
+pg_page_set_prunable(uint8_t *page, uint32_t xid)
+{
+    uint32_t cur = tarn_get_u32(page + PG_PD_PRUNE_XID);
+
+    if (cur == 0 || pg_xid_precedes(xid, cur))
+        tarn_put_u32(page + PG_PD_PRUNE_XID, xid);
+}

@@ -1,0 +1,36 @@
+/*
+ * rmgr.h - what a resource manager's redo gets, inside storage/redo/.
+ *
+ * tarn rebuilds one page at a time: a record that touches several blocks
+ * is stored once per block (as a PGREC value with that block's id), and
+ * each rmgr's redo applies the part of the record that concerns
+ * @c block_id only.  An applicable full-page image has been restored by
+ * the caller already; rmgr code runs only when the block needs redo.
+ */
+#ifndef TARN_STORAGE_REDO_RMGR_H
+#define TARN_STORAGE_REDO_RMGR_H
+
+#include "server/core/err.h"
+#include "server/core/types.h"
+#include "storage/pg/walrec.h"
+
+typedef struct redo_ctx {
+    const walrec *r;
+    uint8_t block_id;
+    const walrec_block *b; /**< &r->blocks[block_id] */
+    uint8_t *page;         /**< the block before the record; changed */
+    tarn_lsn lsn;          /**< the record's end: the new page LSN */
+    tarn_err *err;
+} redo_ctx;
+
+/**
+ * Fail with TARN_ECORRUPT naming the rmgr, record type, LSN and block,
+ * then @p why.
+ */
+tarn_rc redo_fail(const redo_ctx *c, const char *type, const char *why, ...)
+    TARN_PRINTF(3, 4);
+
+tarn_rc redo_heap(redo_ctx *c);
+tarn_rc redo_heap2(redo_ctx *c);
+
+#endif

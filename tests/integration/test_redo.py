@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
 N_LSNS = 10
 # Resource managers whose redo tarn implements (XLOG: images only).
-NATIVE = {"XLOG", "Heap", "Heap2"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence"}
 
 COMPUTE_SETTINGS = {
     "wal_consistency_checking": "'all'",
@@ -133,6 +133,7 @@ def test_redo_equals_logged_images(run):
         print("MISMATCH", m)
     assert not mismatches
     assert rep["rmgr_Heap"] > 1000 and rep["rmgr_Heap2"] > 100, rep
+    assert rep["rmgr_Sequence"] >= 1, rep
     # The pages came from tarn's redo, not from stored images.
     metrics = run.tarnd.get("/metrics").body
     applied = [line for line in metrics.splitlines()

@@ -1,5 +1,5 @@
--- Every heap and heap2 record type that changes a page, for the native
--- redo oracle (test_redo.py).  Comments name the record each part makes.
+-- Every heap, heap2 and sequence record type that changes a page, for the
+-- native redo oracle (test_redo.py).  Comments name the records made.
 CREATE TABLE h (id int PRIMARY KEY, v int, pad text) WITH (fillfactor = 70);
 -- INSERT, then MULTI_INSERT through COPY (a new page each: INIT_PAGE).
 INSERT INTO h SELECT g, g, repeat('x', 40) FROM generate_series(1, 2000) g;
@@ -47,3 +47,12 @@ DELETE FROM t WHERE id % 2 = 0;
 -- INPLACE updates of pg_class by VACUUM and ANALYZE.
 ANALYZE h;
 VACUUM t;
+-- Sequence LOG records: nextval logs 32 values ahead, setval, ALTER, and
+-- a serial column.
+CREATE SEQUENCE sq;
+SELECT nextval('sq') FROM generate_series(1, 100);
+SELECT setval('sq', 1000);
+ALTER SEQUENCE sq INCREMENT BY 5;
+SELECT nextval('sq');
+CREATE TABLE withserial (id serial, v text);
+INSERT INTO withserial (v) SELECT 'x' FROM generate_series(1, 50);

@@ -174,7 +174,10 @@ def lsn_str(v):
     return f"{v >> 32:X}/{v & 0xFFFFFFFF:X}"
 
 
-def seg_name(segno, seg_size=16 << 20, tli=1):
+SEG_SIZE = 16 << 20
+
+
+def seg_name(segno, seg_size=SEG_SIZE, tli=1):
     per = 0x100000000 // seg_size
     return f"{tli:08X}{segno // per:08X}{segno % per:08X}"
 
@@ -204,10 +207,15 @@ def waldump(directory, start, end):
     """pg_waldump's record lines for [start, end), from a copy of the
     directory where .partial names are made plain."""
     tmp = Path(tempfile.mkdtemp(prefix="tarn-waldump-"))
+    # Only the segments of [start, end]: pg_waldump learns the segment size
+    # from whichever file it opens first, and a preallocated segment past
+    # the end is all zeros.
+    wanted = {seg_name(n) for n in range(start // SEG_SIZE,
+                                          (end - 1) // SEG_SIZE + 1)}
     try:
         for f in Path(directory).iterdir():
             name = f.name.removesuffix(".partial")
-            if len(name) == 24:
+            if name in wanted:
                 shutil.copyfile(f, tmp / name)
         p = subprocess.run([str(PG_BIN / "pg_waldump"), "-p", str(tmp),
                             "-s", lsn_str(start), "-e", lsn_str(end)],

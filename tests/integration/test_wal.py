@@ -256,9 +256,10 @@ def test_kill9_rounds_during_pgbench(tarnd, compute_factory):
         bench.wait(60)
     wait_flushed(tarnd, t, tl, lsn(c.current_lsn()))
     start, end = assert_same_wal(tarnd, c, t, tl)
-    ours, _ = waldump(tarnd.wal_dir(t, tl), start, end)
+    ours, why = waldump(tarnd.wal_dir(t, tl), start, end)
     theirs, _ = waldump(c.pg_wal, start, end)
-    assert ours == theirs
+    assert ours == theirs, (why, sorted(p.name for p in
+                                        tarnd.wal_dir(t, tl).iterdir()))
     assert tarnd.log_text().count("WAL recovered") >= 10
 
 

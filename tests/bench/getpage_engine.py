@@ -20,8 +20,12 @@ cold: distinct random blocks, each read once, after POSIX_FADV_DONTNEED on
 the files involved and with tarn's page cache empty.  warm: random reads
 over a set of blocks read once before timing.  Medians over --rounds.
 
+With --native-redo the compute runs without wal_consistency_checking and
+tarnd without trust_consistency_images: the pages pgbench changed are
+rebuilt by tarn's own redo from the import's images and heap records.
+
   tests/bench/getpage_engine.py [--scale 50] [--seconds 60] [--rounds 3]
-      [--cold 2000] [--warm 50000] [--warm-set 5000]
+      [--cold 2000] [--warm 50000] [--warm-set 5000] [--native-redo]
 """
 import argparse
 import os
@@ -55,6 +59,7 @@ def main():
     ap.add_argument("--cold", type=int, default=2000)
     ap.add_argument("--warm", type=int, default=50000)
     ap.add_argument("--warm-set", type=int, default=5000)
+    ap.add_argument("--native-redo", action="store_true")
     a = ap.parse_args()
     print(f"getpage_engine: {machine()}", flush=True)
 
@@ -75,12 +80,14 @@ def main():
             "SELECT pg_relation_filepath('pgbench_accounts')")
         c.stop()
         t = start_tarnd({"checkpoint_timeout": "2s",
-                         "trust_consistency_images": "on"})
+                         "trust_consistency_images":
+                         "off" if a.native_redo else "on"})
         tenant = t.create_tenant()["id"]
         tl = t.create_timeline(tenant, import_pgdata=str(c.datadir))
         tlid, old = tl["timeline_id"], tl["start_lsn"]
-        c.settings["wal_consistency_checking"] = "'all'"
-        c.write_settings()
+        if not a.native_redo:
+            c.settings["wal_consistency_checking"] = "'all'"
+            c.write_settings()
         c.start()
         r = t.attach(tenant, tlid, c.conninfo())
         assert r.status == 200, r

@@ -221,3 +221,150 @@ pg_page_set_prunable(uint8_t *page, uint32_t xid)
     if (cur == 0 || pg_xid_precedes(xid, cur))
         tarn_put_u32(page + PG_PD_PRUNE_XID, xid);
 }
+
+/* ---- index pages --------------------------------------------------------- */
+
+/* PostgreSQL's "paranoia" checks on the page's pointers. */
+static bool
+index_page_ok(const uint8_t *page)
+{
+    unsigned special = pg_page_special(page);
+
+    return pg_page_header_ok(page) && special == pg_maxalign(special);
+}
+
+/* The storage of line pointer @p off lies in the tuple area. */
+static bool
+index_item_ok(const uint8_t *page, uint32_t lp)
+{
+    unsigned o = pg_lp_off(lp), l = pg_lp_len(lp);
+
+    return o >= pg_page_upper(page) && o + l <= pg_page_special(page)
+           && o == pg_maxalign(o);
+}
+
+bool
+pg_page_index_delete(uint8_t *page, unsigned off)
+{
+    unsigned n = pg_page_max_offset(page), upper, lower, o, size;
+    uint32_t lp;
+
+    if (!index_page_ok(page) || off == 0 || off > n)
+        return false;
+    lp = pg_lp_get(page, off);
+    if (!index_item_ok(page, lp))
+        return false;
+    o = pg_lp_off(lp);
+    size = (unsigned)pg_maxalign(pg_lp_len(lp));
+    upper = pg_page_upper(page);
+    lower = pg_page_lower(page);
+    /* Close the gap in the line pointer array. */
+    if (off < n)
+        memmove(page + PG_PAGE_HEADER_SIZE + (off - 1) * 4,
+                page + PG_PAGE_HEADER_SIZE + off * 4, (size_t)(n - off) * 4);
+    /* Slide the data below the deleted item up over it. */
+    if (o > upper)
+        memmove(page + upper + size, page + upper, o - upper);
+    upper += size;
+    lower -= 4;
+    tarn_put_u16(page + PG_PD_UPPER, (uint16_t)upper);
+    tarn_put_u16(page + PG_PD_LOWER, (uint16_t)lower);
+    if (lower > PG_PAGE_HEADER_SIZE) {
+        for (unsigned i = 1; i <= n - 1; i++) {
+            uint32_t w = pg_lp_get(page, i);
+            if (pg_lp_off(w) <= o)
+                pg_lp_set(page, i, pg_lp_off(w) + size, pg_lp_flags(w),
+                          pg_lp_len(w));
+        }
+    }
+    return true;
+}
+
+bool
+pg_page_index_multi_delete(uint8_t *page, const uint16_t *offs, unsigned n)
+{
+    uint8_t scratch[PG_BLCKSZ];
+    uint32_t kept[PG_BLCKSZ / 4];
+    unsigned nline, nkept = 0, next = 0, top;
+    size_t total = 0;
+
+    if (n <= 2) {
+        /* Check every offset first so that a bad one changes nothing. */
+        unsigned max = pg_page_max_offset(page);
+        for (unsigned i = 0; i < n; i++)
+            if (offs[i] == 0 || offs[i] + (n - 1 - i) > max)
+                return false;
+        while (n-- > 0)
+            if (!pg_page_index_delete(page, offs[n]))
+                return false;
+        return true;
+    }
+    if (!index_page_ok(page))
+        return false;
+    nline = pg_page_max_offset(page);
+    for (unsigned i = 1; i <= nline; i++) {
+        uint32_t lp = pg_lp_get(page, i);
+        if (!index_item_ok(page, lp))
+            return false;
+        if (next < n && i == offs[next]) {
+            next++;
+            continue;
+        }
+        kept[nkept++] = lp;
+        total += pg_maxalign(pg_lp_len(lp));
+    }
+    if (next != n
+        || total > (size_t)(pg_page_special(page) - pg_page_lower(page)))
+        return false;
+    /* Compact: kept items in line-pointer order from the special space
+     * down, each moving its aligned storage. */
+    memcpy(scratch, page, PG_BLCKSZ);
+    top = pg_page_special(page);
+    for (unsigned i = 0; i < nkept; i++) {
+        unsigned len = (unsigned)pg_maxalign(pg_lp_len(kept[i]));
+        top -= len;
+        if (top != pg_lp_off(kept[i]))
+            memcpy(page + top, scratch + pg_lp_off(kept[i]), len);
+        pg_lp_set(page, i + 1, top, pg_lp_flags(kept[i]), pg_lp_len(kept[i]));
+    }
+    tarn_put_u16(page + PG_PD_LOWER,
+                 (uint16_t)(PG_PAGE_HEADER_SIZE + 4 * nkept));
+    tarn_put_u16(page + PG_PD_UPPER, (uint16_t)top);
+    return true;
+}
+
+bool
+pg_page_index_overwrite(uint8_t *page, unsigned off, const uint8_t *item,
+                        size_t size)
+{
+    unsigned n = pg_page_max_offset(page), o, upper, oldsize, newsize;
+    int diff;
+    uint32_t lp;
+
+    if (!index_page_ok(page) || off == 0 || off > n)
+        return false;
+    lp = pg_lp_get(page, off);
+    if (!index_item_ok(page, lp))
+        return false;
+    o = pg_lp_off(lp);
+    upper = pg_page_upper(page);
+    oldsize = (unsigned)pg_maxalign(pg_lp_len(lp));
+    newsize = (unsigned)pg_maxalign(size);
+    if (newsize > oldsize + (upper - pg_page_lower(page)))
+        return false;
+    diff = (int)oldsize - (int)newsize;
+    if (diff != 0) {
+        memmove(page + (int)upper + diff, page + upper, o - upper);
+        tarn_put_u16(page + PG_PD_UPPER, (uint16_t)((int)upper + diff));
+        for (unsigned i = 1; i <= n; i++) {
+            uint32_t w = pg_lp_get(page, i);
+            if (pg_lp_len(w) != 0 && pg_lp_off(w) <= o)
+                pg_lp_set(page, i, (unsigned)((int)pg_lp_off(w) + diff),
+                          pg_lp_flags(w), pg_lp_len(w));
+        }
+    }
+    pg_lp_set(page, off, (unsigned)((int)o + diff), pg_lp_flags(lp),
+              (unsigned)size);
+    memcpy(page + (int)o + diff, item, size);
+    return true;
+}

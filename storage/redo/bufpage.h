@@ -163,3 +163,39 @@ void pg_page_set_prunable(uint8_t *page, uint32_t xid);
 bool pg_xid_precedes(uint32_t a, uint32_t b);
 
 #endif
+
+/* ---- index pages ---------------------------------------------------------
+ * PostgreSQL's index pages keep no unused line pointers: deleting an item
+ * closes the gap in the line pointer array and moves tuple data.  These
+ * return false on a page or offset PostgreSQL would reject (nothing is
+ * changed then).
+ */
+
+/**
+ * PageIndexTupleDelete(): remove the item at @p off.  The line pointers
+ * after it move down one slot; the tuple data between pd_upper and the
+ * deleted item moves up by the deleted item's aligned size (one memmove),
+ * and every line pointer at or below the deleted item's offset follows.
+ * The bytes the move uncovers keep their old contents.
+ */
+bool pg_page_index_delete(uint8_t *page, unsigned off);
+
+/**
+ * PageIndexMultiDelete(): remove the items at the @p n offsets @p offs,
+ * which must be strictly increasing offsets present on the page.  Two or
+ * fewer go through pg_page_index_delete(), last first; more are removed
+ * by compacting the line pointer array and moving each kept item's
+ * aligned storage, in line-pointer order, down from the special space
+ * (bytes below the new pd_upper are left as they were).
+ */
+bool pg_page_index_multi_delete(uint8_t *page, const uint16_t *offs,
+                                unsigned n);
+
+/**
+ * PageIndexTupleOverwrite(): replace the item at @p off by @p size bytes
+ * of @p item, keeping its line pointer flags.  When the aligned size
+ * changes, the tuple data below the item moves by the difference.
+ * @return false also when the new item does not fit.
+ */
+bool pg_page_index_overwrite(uint8_t *page, unsigned off, const uint8_t *item,
+                             size_t size);

@@ -33,5 +33,6 @@ tarn_rc redo_fail(const redo_ctx *c, const char *type, const char *why, ...)
 tarn_rc redo_heap(redo_ctx *c);
 tarn_rc redo_heap2(redo_ctx *c);
 tarn_rc redo_seq(redo_ctx *c);
+tarn_rc redo_btree(redo_ctx *c);
 
 #endif

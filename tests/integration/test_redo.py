@@ -6,13 +6,14 @@ change.  tarnd runs with trust_consistency_images = off: those images are
 only checked here, never stored, and every page is rebuilt by tarn's own
 redo from the import's images and the WAL records.  The workload is
 pgbench plus sql/heap_workload.sql (every Heap and Heap2 record type that
-changes a page).
+changes a page) and sql/btree_workload.sql (every B-tree record type; the
+test checks they all occur).
 
 At the final LSN and at intermediate LSNs, every block whose last change
 logged an image reads back through get_page equal to that image under the
 mask of its record's resource manager (reference 5.3).  Blocks of
-resource managers whose redo is not written yet (B-tree and the other
-index AMs, for now) must be refused with 501 naming the record, never
+resource managers whose redo is not written yet (the other index
+AMs, for now) must be refused with 501 naming the record, never
 served wrong; they are counted, and the test fails on any other answer.
 """
 import collections
@@ -31,9 +32,15 @@ from tarnpages import PageReader
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
+BTREE_WORKLOAD = HERE / "sql" / "btree_workload.sql"
 N_LSNS = 10
 # Resource managers whose redo tarn implements (XLOG: images only).
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree"}
+
+BTREE_TYPES = ("INSERT_LEAF", "INSERT_UPPER", "INSERT_META", "SPLIT_L",
+               "SPLIT_R", "INSERT_POST", "DEDUP", "DELETE", "UNLINK_PAGE",
+               "UNLINK_PAGE_META", "NEWROOT", "MARK_PAGE_HALFDEAD", "VACUUM",
+               "REUSE_PAGE", "META_CLEANUP")
 
 COMPUTE_SETTINGS = {
     "wal_consistency_checking": "'all'",
@@ -67,6 +74,7 @@ def run(tmp_path_factory):
         c.pgbench("-i", "-s", "1", "-q")
         c.pgbench("-c", "2", "-j", "2", "-t", "200")
         psql_file(c, WORKLOAD)
+        psql_file(c, BTREE_WORKLOAD)
         mid = insert_lsn(c)
         r.relations, _ = list_relations(c)
         c.psql("CHECKPOINT")
@@ -134,9 +142,29 @@ def test_redo_equals_logged_images(run):
     assert not mismatches
     assert rep["rmgr_Heap"] > 1000 and rep["rmgr_Heap2"] > 100, rep
     assert rep["rmgr_Sequence"] >= 1, rep
+    assert rep["rmgr_Btree"] > 1000, rep
+    # sql/btree_workload.sql makes every B-tree record type.
+    bt, variants = collections.Counter(), collections.Counter()
+    for rec in pgwal.iter_records(run.compute.pg_wal, run.start, run.final):
+        if rec.rmid != pgwal.RM_BTREE_ID:
+            continue
+        name = BTREE_TYPES[rec.rectype >> 4]
+        bt[name] += 1
+        md = rec.main_data
+        if name.startswith("SPLIT") and int.from_bytes(md[8:10], "little"):
+            variants["split of a posting list"] += 1
+        if name.startswith("UNLINK") and rec.block(3) is not None:
+            variants["unlink of a parent"] += 1
+        if name == "VACUUM" and int.from_bytes(md[2:4], "little"):
+            variants["vacuum shrinking posting lists"] += 1
+        if name == "DELETE" and int.from_bytes(md[6:8], "little"):
+            variants["delete shrinking posting lists"] += 1
+    print("Btree records:", dict(bt), dict(variants))
+    assert set(bt) == set(BTREE_TYPES), set(BTREE_TYPES) - set(bt)
     # The pages came from tarn's redo, not from stored images.
     metrics = run.tarnd.get("/metrics").body
     applied = [line for line in metrics.splitlines()
                if line.startswith('tarn_redo_total{kind="pg_record"}')]
     print(applied)
     assert applied and int(applied[0].split()[-1]) > 10000, applied
+

@@ -175,7 +175,7 @@ bt_item(uint8_t *page, unsigned off, unsigned *len)
     uint32_t lp;
     unsigned o, l;
 
-    if (off == 0 || off > pg_page_max_offset(page))
+    if (!pg_page_header_ok(page) || off == 0 || off > pg_page_max_offset(page))
         return NULL;
     lp = pg_lp_get(page, off);
     o = pg_lp_off(lp);
@@ -618,9 +618,10 @@ dedup_finish(const redo_ctx *c, const char *type, dedup_state *s,
     if (s->nitems == 1) {
         rc = add(c, type, newpage, s->base, it_size(s->base), off, "tuple");
     } else {
-        const uint8_t *iv = intervals + (size_t)s->nintervals * 4;
-        if (s->nintervals >= nintervals || tarn_get_u16(iv) != s->baseoff
-            || tarn_get_u16(iv + 2) != s->nitems)
+        if (s->nintervals >= nintervals
+            || tarn_get_u16(intervals + (size_t)s->nintervals * 4) != s->baseoff
+            || tarn_get_u16(intervals + (size_t)s->nintervals * 4 + 2)
+                   != s->nitems)
             return redo_fail(c, type,
                              "posting list of %u items at offset %u is not "
                              "interval %u of the record",
@@ -781,7 +782,7 @@ static tarn_rc
 bt_vacuum_delete(redo_ctx *c, const char *type, unsigned hdr)
 {
     static _Thread_local uint16_t offs[PG_BLCKSZ / 2];
-    const uint8_t *d = c->b->data, *end = d + c->b->data_len;
+    const uint8_t *d = c->b->data;
     unsigned ndeleted, nupdated;
     tarn_rc rc;
 
@@ -799,7 +800,8 @@ bt_vacuum_delete(redo_ctx *c, const char *type, unsigned hdr)
                          ndeleted, nupdated, c->b->data_len);
     if (nupdated > 0
         && (rc = apply_updates(c, type, d + 2 * (size_t)ndeleted, nupdated,
-                               d + 2 * ((size_t)ndeleted + nupdated), end))
+                               d + 2 * ((size_t)ndeleted + nupdated),
+                               d + c->b->data_len))
                != TARN_OK)
         return rc;
     if (ndeleted > 0) {

@@ -27,6 +27,8 @@
 #define SPLIT_L      0x30
 #define SPLIT_R      0x40
 #define INSERT_POST  0x50
+#define DEDUP        0x60
+#define UNLINK_PAGE  0x80
 #define VACUUM       0xC0
 #define REUSE_PAGE   0xD0
 #define META_CLEANUP 0xE0
@@ -343,6 +345,104 @@ test_vacuum(void **state)
 }
 
 static void
+test_dedup(void **state)
+{
+    uint8_t page[8192], iv[4], m[2], *p;
+    blockref b = {.blkno = 1, .data = iv, .len = sizeof(iv)};
+    tbuf v = {0};
+    tarn_err err;
+
+    (void)state;
+    leaf_page(page);
+    /* Keys 4, 4, 4, 9 with heap TIDs (0,1) (0,2) (0,3) (0,4). */
+    insert(page, 1, 4, 1, 0x100);
+    insert(page, 2, 4, 2, 0x101);
+    insert(page, 3, 4, 3, 0x102);
+    insert(page, 4, 9, 4, 0x103);
+    /* One interval: base offset 1, 3 items. */
+    put16(iv, 1), put16(iv + 2, 3);
+    put16(m, 1);
+    record(&v, DEDUP, &b, 1, 0, m, 2);
+    assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
+    /* A posting list of MAXALIGN(16 + 3 * 6) = 40 bytes, then the plain
+     * tuple, on a page rebuilt from scratch. */
+    assert_int_equal(u16(page + 12), 24 + 8);
+    assert_int_equal(u16(page + 14), SPECIAL - 40 - 16);
+    p = page + SPECIAL - 40;
+    assert_int_equal(u32(page + 24) & 0x7fff, SPECIAL - 40);
+    assert_int_equal(u32(page + 24) >> 17, 40);
+    assert_int_equal(u16(p + 2), 16);          /* list offset */
+    assert_int_equal(u16(p + 4), 3 | 0x2000);  /* 3 TIDs, posting */
+    assert_int_equal(u16(p + 6), 40 | 0x2000); /* size, alt TID */
+    assert_int_equal(u32(p + 8), 4);           /* the key */
+    assert_int_equal(u16(p + 16 + 4), 1);
+    assert_int_equal(u16(p + 22 + 4), 2);
+    assert_int_equal(u16(p + 28 + 4), 3);
+    assert_int_equal(u16(p + 34), 0); /* padding zeroed */
+    assert_int_equal(u32(page + SPECIAL - 56 + 8), 9);
+
+    /* An interval the page's items do not make is refused. */
+    leaf_page(page);
+    insert(page, 1, 4, 1, 0x100);
+    insert(page, 2, 5, 2, 0x101);
+    put16(iv, 1), put16(iv + 2, 3);
+    record(&v, DEDUP, &b, 1, 0, m, 2);
+    assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
+    assert_non_null(strstr(err.msg, "Btree DEDUP"));
+    /* More intervals than the data holds. */
+    put16(m, 2);
+    record(&v, DEDUP, &b, 1, 0, m, 2);
+    assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
+    assert_non_null(strstr(err.msg, "2 intervals in 4 bytes"));
+    tbuf_free(&v);
+}
+
+static void
+test_unlink(void **state)
+{
+    uint8_t page[8192], m[36] = {0};
+    blockref b[2] = {{.blkno = 5, .will_init = true}, {.blkno = 4}};
+    tbuf v = {0};
+    tarn_err err;
+
+    (void)state;
+    memset(page, 0x55, sizeof(page));
+    put32(m, 4);               /* leftsib */
+    put32(m + 4, 6);           /* rightsib */
+    put32(m + 8, 0);           /* level */
+    put32(m + 16, 0x12345678); /* safexid, low word */
+    put32(m + 20, 0x9);        /* safexid, high word */
+    record(&v, UNLINK_PAGE, b, 2, 0, m, 36);
+    assert_int_equal(apply(page, 5, &v, 0x100, &err), TARN_OK);
+    assert_int_equal(u16(page + 12), 32); /* the safexid is the contents */
+    assert_int_equal(u16(page + 14), SPECIAL);
+    assert_int_equal(u32(page + 24), 0x12345678);
+    assert_int_equal(u32(page + 28), 0x9);
+    assert_int_equal(u32(page + SPECIAL), 4);
+    assert_int_equal(u32(page + SPECIAL + 4), 6);
+    /* BTP_DELETED | BTP_HAS_FULLXID | BTP_LEAF */
+    assert_int_equal(u16(page + SPECIAL + 12), 0x0105);
+    assert_int_equal(page[100], 0);
+
+    /* The left sibling gets the right link. */
+    leaf_page(page);
+    record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
+    assert_int_equal(apply(page, 4, &v, 0x200, &err), TARN_OK);
+    assert_int_equal(u32(page + SPECIAL + 4), 6);
+    /* No left sibling: block 1 has no part in the record. */
+    put32(m, 0);
+    record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
+    assert_int_equal(apply(page, 4, &v, 0x300, &err), TARN_ECORRUPT);
+    assert_non_null(strstr(err.msg, "Btree UNLINK_PAGE"));
+    assert_non_null(strstr(err.msg, "no part of the record"));
+    /* Main data cut short. */
+    record(&v, UNLINK_PAGE, b, 2, 0, m, 30);
+    assert_int_equal(apply(page, 5, &v, 0x300, &err), TARN_ECORRUPT);
+    assert_non_null(strstr(err.msg, "main data of 30 bytes"));
+    tbuf_free(&v);
+}
+
+static void
 test_meta_and_others(void **state)
 {
     uint8_t page[8192], d[28] = {0}, m[20] = {0};
@@ -403,6 +503,8 @@ main(void)
         cmocka_unit_test(test_insert_post),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_vacuum),
+        cmocka_unit_test(test_dedup),
+        cmocka_unit_test(test_unlink),
         cmocka_unit_test(test_meta_and_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -234,7 +234,7 @@ static tarn_rc
 heap_insert(redo_ctx *c, const char *type)
 {
     static _Thread_local uint8_t tup[PG_BLCKSZ];
-    const uint8_t *md = c->r->main_data, *d = c->b->data;
+    const uint8_t *md = c->r->main_data, *d = c->data;
     uint16_t off;
     uint8_t flags;
     size_t n;
@@ -246,10 +246,10 @@ heap_insert(redo_ctx *c, const char *type)
     flags = md[2];
     if (c->r->info & HEAP_INIT_PAGE)
         pg_page_init(c->page, 0);
-    if (c->b->data_len <= XL_HEAP_HEADER
-        || c->b->data_len - XL_HEAP_HEADER > PG_MAX_HEAP_TUPLE_SIZE - T_SIZE)
-        return redo_fail(c, type, "tuple data of %u bytes", c->b->data_len);
-    n = c->b->data_len - XL_HEAP_HEADER;
+    if (c->data_len <= XL_HEAP_HEADER
+        || c->data_len - XL_HEAP_HEADER > PG_MAX_HEAP_TUPLE_SIZE - T_SIZE)
+        return redo_fail(c, type, "tuple data of %u bytes", c->data_len);
+    n = c->data_len - XL_HEAP_HEADER;
     memcpy(tup + T_SIZE, d + XL_HEAP_HEADER, n);
     if ((rc = add_tuple(c, type, tup, n + T_SIZE, tarn_get_u16(d),
                         tarn_get_u16(d + 2), d[4], 0, off))
@@ -323,8 +323,8 @@ static tarn_rc
 update_new(redo_ctx *c, const char *type, const uint8_t *old, unsigned oldlen)
 {
     static _Thread_local uint8_t tup[PG_BLCKSZ];
-    const uint8_t *md = c->r->main_data, *d = c->b->data;
-    const uint8_t *end = d + c->b->data_len;
+    const uint8_t *md = c->r->main_data, *d = c->data;
+    const uint8_t *end = d + c->data_len;
     uint8_t flags = md[7], hoff, *p = tup + T_SIZE;
     uint16_t prefix = 0, suffix = 0, m2, m;
     size_t tuplen;
@@ -340,7 +340,7 @@ update_new(redo_ctx *c, const char *type, const uint8_t *old, unsigned oldlen)
         suffix = tarn_get_u16(d), d += 2;
     if (end - d < XL_HEAP_HEADER)
         return redo_fail(c, type, "no tuple header in %u bytes of data",
-                         c->b->data_len);
+                         c->data_len);
     m2 = tarn_get_u16(d);
     m = tarn_get_u16(d + 2);
     hoff = d[4];
@@ -478,12 +478,29 @@ heap_inplace(redo_ctx *c, const char *type)
     if ((rc = normal_tuple(c, type, tarn_get_u16(c->r->main_data), &t, &len))
         != TARN_OK)
         return rc;
-    if (t[T_HOFF] > len || len - t[T_HOFF] != c->b->data_len)
+    if (t[T_HOFF] > len || len - t[T_HOFF] != c->data_len)
         return redo_fail(c, type,
                          "wrong tuple length: %u bytes of data for "
                          "%u",
-                         c->b->data_len, len - t[T_HOFF]);
-    memcpy(t + t[T_HOFF], c->b->data, c->b->data_len);
+                         c->data_len, len - t[T_HOFF]);
+    memcpy(t + t[T_HOFF], c->data, c->data_len);
+    return TARN_OK;
+}
+
+/*
+ * A page redo changes must have sane pointers (PostgreSQL checks them
+ * before changing a page too); only a record that initialises the page
+ * may start from anything.
+ */
+static tarn_rc
+need_header(const redo_ctx *c, const char *type)
+{
+    if (!pg_page_header_ok(c->page))
+        return redo_fail(c, type,
+                         "corrupted page pointers: lower %u, "
+                         "upper %u, special %u",
+                         pg_page_lower(c->page), pg_page_upper(c->page),
+                         pg_page_special(c->page));
     return TARN_OK;
 }
 
@@ -492,7 +509,14 @@ redo_heap(redo_ctx *c)
 {
     uint8_t op = c->r->info & HEAP_OPMASK;
     const char *type = heap_names[op >> 4];
+    bool init = (c->r->info & HEAP_INIT_PAGE)
+                && (op == HEAP_INSERT
+                    || ((op == HEAP_UPDATE || op == HEAP_HOT_UPDATE)
+                        && c->block_id == 0));
     tarn_rc rc;
+
+    if (!init && (rc = need_header(c, type)) != TARN_OK)
+        return rc;
 
     switch (op) {
     case HEAP_INSERT:
@@ -529,7 +553,7 @@ redo_heap(redo_ctx *c)
 static tarn_rc
 heap2_prune(redo_ctx *c, const char *type)
 {
-    const uint8_t *md = c->r->main_data, *d = c->b->data;
+    const uint8_t *md = c->r->main_data, *d = c->data;
     unsigned nredir, ndead, nunused, total, max;
     tarn_rc rc;
 
@@ -537,8 +561,8 @@ heap2_prune(redo_ctx *c, const char *type)
         return rc;
     nredir = tarn_get_u16(md + 4);
     ndead = tarn_get_u16(md + 6);
-    total = c->b->data_len / 2;
-    if (c->b->data_len % 2 != 0 || 2 * nredir + ndead > total)
+    total = c->data_len / 2;
+    if (c->data_len % 2 != 0 || 2 * nredir + ndead > total)
         return redo_fail(c, type, "%u redirected and %u dead in %u offsets",
                          nredir, ndead, total);
     nunused = total - 2 * nredir - ndead;
@@ -574,11 +598,11 @@ heap2_vacuum(redo_ctx *c, const char *type)
     if ((rc = need_main(c, type, 2)) != TARN_OK)
         return rc;
     n = tarn_get_u16(c->r->main_data);
-    if (n == 0 || c->b->data_len < 2 * n)
+    if (n == 0 || c->data_len < 2 * n)
         return redo_fail(c, type, "%u unused offsets in %u bytes", n,
-                         c->b->data_len);
+                         c->data_len);
     for (unsigned i = 0; i < n; i++) {
-        unsigned off = tarn_get_u16(c->b->data + 2 * i);
+        unsigned off = tarn_get_u16(c->data + 2 * i);
         if (off == 0 || off > max)
             return redo_fail(c, type,
                              "offset %u outside the line pointer "
@@ -600,10 +624,10 @@ heap2_freeze(redo_ctx *c, const char *type)
     if ((rc = need_main(c, type, 6)) != TARN_OK)
         return rc;
     n = tarn_get_u16(c->r->main_data + 4);
-    if ((size_t)c->b->data_len < (size_t)n * FRZ)
-        return redo_fail(c, type, "%u tuples in %u bytes", n, c->b->data_len);
+    if ((size_t)c->data_len < (size_t)n * FRZ)
+        return redo_fail(c, type, "%u tuples in %u bytes", n, c->data_len);
     for (unsigned i = 0; i < n; i++) {
-        const uint8_t *f = c->b->data + i * FRZ;
+        const uint8_t *f = c->data + i * FRZ;
         uint8_t *t;
         unsigned len;
         /* PostgreSQL does not check the line pointer here; we do. */
@@ -662,8 +686,8 @@ static tarn_rc
 heap2_multi_insert(redo_ctx *c, const char *type)
 {
     static _Thread_local uint8_t tup[PG_BLCKSZ];
-    const uint8_t *md = c->r->main_data, *d = c->b->data;
-    const uint8_t *end = d + c->b->data_len;
+    const uint8_t *md = c->r->main_data, *d = c->data;
+    const uint8_t *end = d + c->data_len;
     bool init = (c->r->info & HEAP_INIT_PAGE) != 0;
     uint8_t flags;
     unsigned n;
@@ -682,7 +706,7 @@ heap2_multi_insert(redo_ctx *c, const char *type)
         unsigned off = init ? 1 + i : tarn_get_u16(md + 4 + 2 * i);
         size_t len;
         /* Each xl_multi_insert_tuple is 2-byte aligned in the data. */
-        if ((d - c->b->data) % 2)
+        if ((d - c->data) % 2)
             d++;
         if (end - d < 7)
             return redo_fail(c, type, "tuple %u of %u is cut short", i + 1, n);
@@ -712,7 +736,14 @@ redo_heap2(redo_ctx *c)
 {
     uint8_t op = c->r->info & HEAP_OPMASK;
     const char *type = heap2_names[op >> 4];
+    bool init = op == HEAP2_MULTI && (c->r->info & HEAP_INIT_PAGE);
+    /* The map page of VISIBLE is initialised when new. */
+    bool vm = op == HEAP2_VISIBLE && c->block_id == 0;
     tarn_rc rc;
+
+    if (!init && !(vm && pg_page_is_new(c->page))
+        && (rc = need_header(c, type)) != TARN_OK)
+        return rc;
 
     switch (op) {
     case HEAP2_PRUNE:

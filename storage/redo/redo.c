@@ -213,11 +213,14 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
         return TARN_OK;
     }
     {
+        static const uint8_t none[1];
         redo_ctx c = {.r = &r,
                       .block_id = id,
                       .b = b,
                       .page = page,
                       .lsn = lsn,
+                      .data = b->data != NULL ? b->data : none,
+                      .data_len = b->data != NULL ? b->data_len : 0,
                       .err = err};
         switch (r.rmid) {
         case PG_RM_HEAP:

@@ -20,6 +20,8 @@ typedef struct redo_ctx {
     const walrec_block *b; /**< &r->blocks[block_id] */
     uint8_t *page;         /**< the block before the record; changed */
     tarn_lsn lsn;          /**< the record's end: the new page LSN */
+    const uint8_t *data;   /**< the block's data, never NULL */
+    uint16_t data_len;     /**< its length (0 when the block has none) */
     tarn_err *err;
 } redo_ctx;
 

@@ -4,8 +4,10 @@
  *
  * Input: byte 0 picks the key (pg_xact, multixact offsets or members,
  * a visibility-map block, a heap block) and whether the page starts as
- * zeros or as a pattern; bytes 1..4 the SLRU page or block number; the
- * rest is the value.  Invariants: no crash or sanitizer report, the result
+ * zeros, as a pattern, or (bit 0x40) as a B-tree leaf holding plain
+ * tuples and posting lists (byte 1 picks how many, and whether it is
+ * rightmost); bytes 1..4 the SLRU page or block number; the rest is the
+ * value.  Invariants: no crash or sanitizer report, the result
  * is TARN_OK, TARN_ECORRUPT or TARN_EUNSUPPORTED, and a refused value
  * leaves an error message.
  */
@@ -15,9 +17,37 @@
 
 #include "server/core/types.h"
 #include "storage/key.h"
+#include "storage/redo/bufpage.h"
 #include "storage/redo/redo.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A B-tree leaf (16 bytes of special space, BTP_LEAF) with @p n items:
+ * 16-byte int4 tuples, every third a 40-byte posting list of 3 TIDs. */
+static void
+btree_leaf(uint8_t *page, unsigned n, bool rightmost)
+{
+    pg_page_init(page, 16);
+    tarn_put_u32(page + 8192 - 16 + 4, rightmost ? 0 : 9); /* btpo_next */
+    tarn_put_u16(page + 8192 - 16 + 12, 1);                /* BTP_LEAF */
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[40] = {0};
+        size_t len = 16;
+        tarn_put_u32(t + 8, i / 2);
+        if (i % 3 == 0) {
+            tarn_put_u16(t + 2, 16);          /* posting list offset */
+            tarn_put_u16(t + 4, 3 | 0x2000);  /* 3 TIDs, posting */
+            tarn_put_u16(t + 6, 40 | 0x2000); /* size, alt TID */
+            for (unsigned j = 0; j < 3; j++)
+                tarn_put_u16(t + 16 + 6 * j + 4, (uint16_t)(i * 4 + j));
+            len = 40;
+        } else {
+            tarn_put_u16(t + 4, (uint16_t)i);
+            tarn_put_u16(t + 6, 16);
+        }
+        pg_page_add_item(page, t, len, i, 0);
+    }
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +79,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         k = tkey_rel_block(1663, 5, 16384, 0, n);
         break;
     }
-    if (data[0] & 0x80)
+    if (data[0] & 0x40)
+        btree_leaf(page, data[1] % 64, data[1] & 0x80);
+    else if (data[0] & 0x80)
         memset(page, 0, sizeof(page));
     else
         for (size_t i = 0; i < sizeof(page); i++)

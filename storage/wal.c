@@ -275,15 +275,24 @@ walstore_read(walstore *w, tarn_lsn lsn, uint8_t *buf, size_t len,
         uint64_t segno = lsn / w->o.seg_size, off = lsn % w->o.seg_size;
         size_t n = w->o.seg_size - off;
         char path[PATH_MAX];
-        int which = seg_exists(w, segno), fd;
+        int which, fd = -1;
         ssize_t r;
 
-        if (which < 0)
-            return tarn_err_set(err, TARN_ENOTFOUND,
-                                "WAL segment %llu is not on disk",
-                                (unsigned long long)segno);
-        seg_path(w, segno, which == 1, path);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        /*
+         * A worker may rename the segment from .partial to its final name
+         * between the look and the open (rename is atomic, so one of the
+         * names always exists): look again when the open misses.
+         */
+        for (int tries = 0; fd < 0 && tries < 3; tries++) {
+            if ((which = seg_exists(w, segno)) < 0)
+                return tarn_err_set(err, TARN_ENOTFOUND,
+                                    "WAL segment %llu is not on disk",
+                                    (unsigned long long)segno);
+            seg_path(w, segno, which == 1, path);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 && errno != ENOENT)
+                break;
+        }
         if (fd < 0)
             return tarn_err_errno(err, errno, "open %s", path);
         if (n > len)

@@ -509,10 +509,13 @@ redo_heap(redo_ctx *c)
 {
     uint8_t op = c->r->info & HEAP_OPMASK;
     const char *type = heap_names[op >> 4];
+    bool upd = op == HEAP_UPDATE || op == HEAP_HOT_UPDATE;
+    /* INIT_PAGE initialises an INSERT's page, and an UPDATE's new page
+     * only when the old tuple is on another page (block 1). */
     bool init = (c->r->info & HEAP_INIT_PAGE)
                 && (op == HEAP_INSERT
-                    || ((op == HEAP_UPDATE || op == HEAP_HOT_UPDATE)
-                        && c->block_id == 0));
+                    || (upd && c->block_id == 0 && c->r->max_block_id >= 1
+                        && c->r->blocks[1].in_use));
     tarn_rc rc;
 
     if (!init && (rc = need_header(c, type)) != TARN_OK)

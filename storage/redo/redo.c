@@ -229,6 +229,8 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
             return redo_heap2(&c);
         case PG_RM_BTREE:
             return redo_btree(&c);
+        case PG_RM_HASH:
+            return redo_hash(&c);
         case PG_RM_SEQ:
             return redo_seq(&c);
         default:

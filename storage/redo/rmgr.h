@@ -36,5 +36,6 @@ tarn_rc redo_heap(redo_ctx *c);
 tarn_rc redo_heap2(redo_ctx *c);
 tarn_rc redo_seq(redo_ctx *c);
 tarn_rc redo_btree(redo_ctx *c);
+tarn_rc redo_hash(redo_ctx *c);
 
 #endif

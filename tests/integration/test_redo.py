@@ -6,8 +6,9 @@ change.  tarnd runs with trust_consistency_images = off: those images are
 only checked here, never stored, and every page is rebuilt by tarn's own
 redo from the import's images and the WAL records.  The workload is
 pgbench plus sql/heap_workload.sql (every Heap and Heap2 record type that
-changes a page) and sql/btree_workload.sql (every B-tree record type; the
-test checks they all occur).
+changes a page), sql/btree_workload.sql (every B-tree record type) and
+sql/hash_workload.sql (every Hash record type that changes a page); the
+test checks those all occur.
 
 At the final LSN and at intermediate LSNs, every block whose last change
 logged an image reads back through get_page equal to that image under the
@@ -33,14 +34,20 @@ from tarnpages import PageReader
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
 BTREE_WORKLOAD = HERE / "sql" / "btree_workload.sql"
+HASH_WORKLOAD = HERE / "sql" / "hash_workload.sql"
 N_LSNS = 10
 # Resource managers whose redo tarn implements (XLOG: images only).
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash"}
 
 BTREE_TYPES = ("INSERT_LEAF", "INSERT_UPPER", "INSERT_META", "SPLIT_L",
                "SPLIT_R", "INSERT_POST", "DEDUP", "DELETE", "UNLINK_PAGE",
                "UNLINK_PAGE_META", "NEWROOT", "MARK_PAGE_HALFDEAD", "VACUUM",
                "REUSE_PAGE", "META_CLEANUP")
+
+HASH_TYPES = ("INIT_META_PAGE", "INIT_BITMAP_PAGE", "INSERT", "ADD_OVFL_PAGE",
+              "SPLIT_ALLOCATE_PAGE", "SPLIT_PAGE", "SPLIT_COMPLETE",
+              "MOVE_PAGE_CONTENTS", "SQUEEZE_PAGE", "DELETE", "SPLIT_CLEANUP",
+              "UPDATE_META_PAGE", "VACUUM_ONE_PAGE")
 
 COMPUTE_SETTINGS = {
     "wal_consistency_checking": "'all'",
@@ -75,6 +82,7 @@ def run(tmp_path_factory):
         c.pgbench("-c", "2", "-j", "2", "-t", "200")
         psql_file(c, WORKLOAD)
         psql_file(c, BTREE_WORKLOAD)
+        psql_file(c, HASH_WORKLOAD)
         mid = insert_lsn(c)
         r.relations, _ = list_relations(c)
         c.psql("CHECKPOINT")
@@ -97,11 +105,23 @@ def test_timeline_does_not_trust_images(run):
 
 
 def test_redo_equals_logged_images(run):
-    ends = [rec.end for rec in pgwal.iter_records(run.compute.pg_wal,
-                                                  run.start, run.final)]
+    ends, hash_ends = [], collections.defaultdict(list)
+    for rec in pgwal.iter_records(run.compute.pg_wal, run.start, run.final):
+        ends.append(rec.end)
+        if rec.rmid == pgwal.RM_HASH_ID and rec.rectype >> 4 < len(HASH_TYPES):
+            hash_ends[HASH_TYPES[rec.rectype >> 4]].append(rec.end)
     step = len(ends) // N_LSNS
     targets = [ends[step * (i + 1)] for i in range(N_LSNS - 1)]
     targets.append(run.final)
+    # The hash workload is a small part of the WAL: also compare right
+    # after the first, a middle and the last record of each Hash type, so
+    # the pages each type changes are checked as that record left them.
+    hs = collections.Counter({t: len(e) for t, e in hash_ends.items()})
+    print("\nHash records:", dict(hs))
+    assert set(hs) == set(HASH_TYPES), set(HASH_TYPES) - set(hs)
+    for e in hash_ends.values():
+        targets += [e[0], e[len(e) // 2], e[-1]]
+    targets = sorted(set(targets))
     snaps = walstate.build_snapshots(
         pgwal.iter_records(run.compute.pg_wal, run.start), targets)
     ams = {rel["rnode"]: rel["am"] for rel in run.relations}
@@ -161,6 +181,8 @@ def test_redo_equals_logged_images(run):
             variants["delete shrinking posting lists"] += 1
     print("Btree records:", dict(bt), dict(variants))
     assert set(bt) == set(BTREE_TYPES), set(BTREE_TYPES) - set(bt)
+    # sql/hash_workload.sql made every Hash record type (checked above).
+    assert rep["rmgr_Hash"] > 100, rep
     # The pages came from tarn's redo, not from stored images.
     metrics = run.tarnd.get("/metrics").body
     applied = [line for line in metrics.splitlines()

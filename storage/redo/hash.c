@@ -26,8 +26,11 @@
  *   VACUUM_ONE_PAGE    0 the page cleaned; 1 the metapage
  *
  * A block PostgreSQL only locks (the primary bucket page of a move,
- * squeeze or delete) is left as it is, LSN included.  Every check
- * PostgreSQL makes with elog(PANIC/ERROR), and every place where a
+ * squeeze or delete) is left as it is, LSN included.  PostgreSQL also
+ * sets the bucket flags of SPLIT_ALLOCATE_PAGE and SPLIT_COMPLETE on a
+ * block restored from its image; the image was taken after the same
+ * change, so doing nothing more there (as the caller does) is the same.  Every
+ * check PostgreSQL makes with elog(PANIC/ERROR), and every place where a
  * damaged record or page would make it read or write out of bounds,
  * becomes TARN_ECORRUPT naming the record type.
  */

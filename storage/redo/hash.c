@@ -437,6 +437,8 @@ h_init_meta(redo_ctx *c, const char *type)
     ffactor = tarn_get_u16(md + 12);
     if (ffactor == 0)
         return redo_fail(c, type, "fill factor 0");
+    if (get_f64(md) != get_f64(md)) /* NaN: no bucket count to derive */
+        return redo_fail(c, type, "number of tuples is not a number");
     init_meta(c->page, get_f64(md), tarn_get_u32(md + 8), ffactor);
     return TARN_OK;
 }

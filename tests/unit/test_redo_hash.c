@@ -210,6 +210,35 @@ test_init_meta(void **state)
     /* The old contents are gone everywhere else. */
     for (unsigned i = 24 + 4544; i < SPECIAL; i++)
         assert_int_equal(page[i], 0);
+    /* 184,200 tuples at fill factor 307: 600 buckets round up to 640,
+     * the first phase of split point group 10 (the first with four). */
+    {
+        uint8_t md[14] = {0};
+        blockref b = {.blkno = 0, .will_init = true};
+        tbuf v = {0};
+        tarn_err err;
+
+        put_f64(md, 184200);
+        put16(md + 12, 307);
+        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
+        assert_int_equal(u32(m + 24), 639);  /* maxbucket */
+        assert_int_equal(u32(m + 28), 1023); /* highmask */
+        assert_int_equal(u32(m + 32), 511);  /* lowmask */
+        assert_int_equal(u32(m + 36), 10);   /* ovflpoint */
+        assert_int_equal(u32(m + 52 + 40), 1);
+        /* A fill factor of 0 and a NaN tuple count are refused. */
+        put16(md + 12, 0);
+        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
+        assert_non_null(strstr(err.msg, "Hash INIT_META_PAGE"));
+        put16(md + 12, 307);
+        memset(md, 0xFF, 8);
+        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
+        assert_non_null(strstr(err.msg, "not a number"));
+        tbuf_free(&v);
+    }
 }
 
 static void

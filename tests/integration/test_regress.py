@@ -37,7 +37,7 @@ from tarnpages import PageReader
 REGRESS = Path(os.environ.get("TARN_PG_REGRESS", "/var/tmp/tarn-pg15-regress"))
 PG_REGRESS = Path("/usr/lib/postgresql/15/lib/pgxs/src/test/regress/"
                   "pg_regress")
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash"}
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TARN_REGRESS") != "1",

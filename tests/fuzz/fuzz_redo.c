@@ -4,12 +4,12 @@
  *
  * Input: byte 0 picks the key (pg_xact, multixact offsets or members,
  * a visibility-map block, a heap block) and whether the page starts as
- * zeros, as a pattern, or (bit 0x40) as a B-tree leaf holding plain
- * tuples and posting lists (byte 1 picks how many, and whether it is
- * rightmost); bytes 1..4 the SLRU page or block number; the rest is the
- * value.  Invariants: no crash or sanitizer report, the result
- * is TARN_OK, TARN_ECORRUPT or TARN_EUNSUPPORTED, and a refused value
- * leaves an error message.
+ * zeros, as a pattern, (bit 0x40) as a B-tree leaf holding plain tuples
+ * and posting lists (byte 1 picks how many, and whether it is rightmost),
+ * or (bits 0xC0) as a hash bucket page; bytes 1..4 the SLRU page or block
+ * number; the rest is the value.  Invariants: no crash or sanitizer
+ * report, the result is TARN_OK, TARN_ECORRUPT or TARN_EUNSUPPORTED, and
+ * a refused value leaves an error message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +49,28 @@ btree_leaf(uint8_t *page, unsigned n, bool rightmost)
     }
 }
 
+/* A hash bucket page (16 bytes of special space, LH_BUCKET_PAGE, the hash
+ * page id) with @p n index tuples of an int4 key, in hash-key order. */
+static void
+hash_bucket(uint8_t *page, unsigned n)
+{
+    uint8_t *sp = page + 8192 - 16;
+
+    pg_page_init(page, 16);
+    tarn_put_u32(sp, 0xFFFFFFFF);     /* hasho_prevblkno */
+    tarn_put_u32(sp + 4, 0xFFFFFFFF); /* hasho_nextblkno */
+    tarn_put_u32(sp + 8, 0);          /* hasho_bucket */
+    tarn_put_u16(sp + 12, 1 << 1);    /* LH_BUCKET_PAGE */
+    tarn_put_u16(sp + 14, 0xFF80);    /* HASHO_PAGE_ID */
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[16] = {0};
+        tarn_put_u16(t + 4, (uint16_t)i);     /* heap TID offset */
+        tarn_put_u16(t + 6, 16);              /* t_info: size */
+        tarn_put_u32(t + 8, i * 0x01000193u); /* the hash key */
+        pg_page_add_item(page, t, 16, i, 0);
+    }
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -79,7 +101,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         k = tkey_rel_block(1663, 5, 16384, 0, n);
         break;
     }
-    if (data[0] & 0x40)
+    if ((data[0] & 0xC0) == 0xC0)
+        hash_bucket(page, data[1] % 64);
+    else if (data[0] & 0x40)
         btree_leaf(page, data[1] % 64, data[1] & 0x80);
     else if (data[0] & 0x80)
         memset(page, 0, sizeof(page));

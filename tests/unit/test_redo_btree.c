@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "server/core/types.h"
+
 #include "storage/key.h"
 #include "storage/redo/redo.h"
 #include "storage/value.h"
@@ -34,33 +36,6 @@
 #define META_CLEANUP 0xE0
 
 static redo_stats st;
-
-static uint16_t
-u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t
-u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
-           | (uint32_t)p[3] << 24;
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 typedef struct blockref {
     uint32_t blkno;
@@ -87,13 +62,13 @@ record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
         rec[at++] =
             (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].will_init ? 0x40 : 0)
                       | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        put16(rec + at, b[i].len), at += 2;
+        tarn_put_u16(rec + at, b[i].len), at += 2;
         if (i == 0) {
-            put32(rec + at, 1663), put32(rec + at + 4, 5);
-            put32(rec + at + 8, 16384);
+            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
+            tarn_put_u32(rec + at + 8, 16384);
             at += 12;
         }
-        put32(rec + at, b[i].blkno), at += 4;
+        tarn_put_u32(rec + at, b[i].blkno), at += 4;
     }
     if (mlen > 0) {
         rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
@@ -104,7 +79,7 @@ record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
             memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
     if (mlen > 0)
         memcpy(rec + at, main, mlen), at += mlen;
-    put32(rec, (uint32_t)at);
+    tarn_put_u32(rec, (uint32_t)at);
     rec[16] = info;
     rec[17] = RM_BTREE;
     assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
@@ -123,7 +98,7 @@ static void
 leaf_page(uint8_t *page)
 {
     pg_page_init(page, 16);
-    put16(page + SPECIAL + 12, 0x0001);
+    tarn_put_u16(page + SPECIAL + 12, 0x0001);
 }
 
 /* A 16-byte non-pivot int4 index tuple with heap TID (blk, off). */
@@ -131,11 +106,11 @@ static void
 int_tuple(uint8_t *t, uint32_t blk, uint16_t off, uint32_t key)
 {
     memset(t, 0, 16);
-    put16(t, (uint16_t)(blk >> 16));
-    put16(t + 2, (uint16_t)blk);
-    put16(t + 4, off);
-    put16(t + 6, 16);
-    put32(t + 8, key);
+    tarn_put_u16(t, (uint16_t)(blk >> 16));
+    tarn_put_u16(t + 2, (uint16_t)blk);
+    tarn_put_u16(t + 4, off);
+    tarn_put_u16(t + 6, 16);
+    tarn_put_u32(t + 8, key);
 }
 
 static void
@@ -148,7 +123,7 @@ insert(uint8_t *page, uint16_t off, uint32_t key, uint16_t heapoff,
     tarn_err err;
 
     int_tuple(t, 0, heapoff, key);
-    put16(m, off);
+    tarn_put_u16(m, off);
     record(&v, INSERT_LEAF, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, lsn, &err), TARN_OK);
     tbuf_free(&v);
@@ -167,19 +142,19 @@ test_insert_leaf(void **state)
     leaf_page(page);
     insert(page, 1, 10, 1, 0x100000028);
     insert(page, 1, 5, 2, 0x100000050); /* before: shuffles item 1 up */
-    assert_int_equal(u32(page), 0x1);
-    assert_int_equal(u32(page + 4), 0x50);
-    assert_int_equal(u16(page + 12), 24 + 8);
-    assert_int_equal(u16(page + 14), SPECIAL - 32);
-    lp = u32(page + 24);
+    assert_int_equal(tarn_get_u32(page), 0x1);
+    assert_int_equal(tarn_get_u32(page + 4), 0x50);
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 32);
+    lp = tarn_get_u32(page + 24);
     assert_int_equal(lp & 0x7fff, SPECIAL - 32);
     assert_int_equal(lp >> 17, 16);
-    assert_int_equal(u32(page + SPECIAL - 32 + 8), 5);
-    assert_int_equal(u32(page + SPECIAL - 16 + 8), 10);
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 32 + 8), 5);
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 16 + 8), 10);
 
     /* Offset 4 on a page with two items: PostgreSQL PANICs. */
     int_tuple(t, 0, 3, 20);
-    put16(m, 4);
+    tarn_put_u16(m, 4);
     record(&v, INSERT_LEAF, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200000000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree INSERT_LEAF"));
@@ -207,44 +182,45 @@ test_insert_post(void **state)
     memset(post, 0, sizeof(post));
     {
         uint8_t t[40] = {0};
-        put16(t + 2, 16);          /* list offset in the block field */
-        put16(t + 4, 3 | 0x2000);  /* 3 TIDs, BT_IS_POSTING */
-        put16(t + 6, 40 | 0x2000); /* size, INDEX_ALT_TID_MASK */
-        put32(t + 8, 7);
-        put16(t + 16 + 4, 1), put16(t + 22 + 4, 3), put16(t + 28 + 4, 5);
+        tarn_put_u16(t + 2, 16);          /* list offset in the block field */
+        tarn_put_u16(t + 4, 3 | 0x2000);  /* 3 TIDs, BT_IS_POSTING */
+        tarn_put_u16(t + 6, 40 | 0x2000); /* size, INDEX_ALT_TID_MASK */
+        tarn_put_u32(t + 8, 7);
+        tarn_put_u16(t + 16 + 4, 1), tarn_put_u16(t + 22 + 4, 3),
+            tarn_put_u16(t + 28 + 4, 5);
         assert_int_equal(pg_page_is_new(page), 0);
         {
             blockref bb = {.blkno = 1, .data = t, .len = 40};
-            put16(m, 1);
+            tarn_put_u16(m, 1);
             record(&v, INSERT_LEAF, &bb, 1, 0, m, 2);
             assert_int_equal(apply(page, 1, &v, 0x100, &err), TARN_OK);
         }
     }
     /* New item (0,4) splits the list at 2: the list becomes (0,1) (0,3)
      * (0,4) and the new item takes (0,5), inserted at offset 2. */
-    put16(d, 2);
+    tarn_put_u16(d, 2);
     int_tuple(d + 2, 0, 4, 7);
-    put16(m, 2);
+    tarn_put_u16(m, 2);
     record(&v, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
-    p = page + (u32(page + 24) & 0x7fff);
-    assert_int_equal(u16(p + 16 + 4), 1);
-    assert_int_equal(u16(p + 22 + 4), 3);
-    assert_int_equal(u16(p + 28 + 4), 4);
-    p = page + (u32(page + 28) & 0x7fff);
-    assert_int_equal(u16(p + 4), 5);
-    assert_int_equal(u32(p + 8), 7);
+    p = page + (tarn_get_u32(page + 24) & 0x7fff);
+    assert_int_equal(tarn_get_u16(p + 16 + 4), 1);
+    assert_int_equal(tarn_get_u16(p + 22 + 4), 3);
+    assert_int_equal(tarn_get_u16(p + 28 + 4), 4);
+    p = page + (tarn_get_u32(page + 28) & 0x7fff);
+    assert_int_equal(tarn_get_u16(p + 4), 5);
+    assert_int_equal(tarn_get_u32(p + 8), 7);
 
     /* Split offset past the list's end. */
-    put16(d, 3);
-    put16(m, 2);
+    tarn_put_u16(d, 3);
+    tarn_put_u16(m, 2);
     record(&v, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree INSERT_POST"));
     assert_non_null(strstr(err.msg, "cannot be split at offset 3"));
     /* Item 2 (before offset 3) is a plain tuple, not a posting list. */
-    put16(d, 1);
-    put16(m, 3);
+    tarn_put_u16(d, 1);
+    tarn_put_u16(m, 3);
     record(&v, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a posting list"));
@@ -264,10 +240,10 @@ test_split(void **state)
     (void)state;
     leaf_page(left);
     memset(right, 0xEE, sizeof(right));
-    put32(m, 0);     /* level */
-    put16(m + 4, 3); /* firstrightoff */
-    put16(m + 6, 5); /* newitemoff */
-    put16(m + 8, 0); /* postingoff */
+    tarn_put_u32(m, 0);     /* level */
+    tarn_put_u16(m + 4, 3); /* firstrightoff */
+    tarn_put_u16(m + 6, 5); /* newitemoff */
+    tarn_put_u16(m + 8, 0); /* postingoff */
     /* The right page's tuple area as logged: items 3, 2, 1 from low to
      * high addresses (the high key is item 1). */
     int_tuple(t[0], 0, 1, 100); /* high key */
@@ -276,17 +252,17 @@ test_split(void **state)
     memcpy(rd, t[2], 16), memcpy(rd + 16, t[1], 16), memcpy(rd + 32, t[0], 16);
     record(&v, SPLIT_R, b, 2, 1, m, 10);
     assert_int_equal(apply(right, 2, &v, 0x100, &err), TARN_OK);
-    assert_int_equal(u16(right + 12), 24 + 12);
-    assert_int_equal(u16(right + 14), SPECIAL - 48);
-    assert_int_equal(u32(right + 24) & 0x7fff, SPECIAL - 16);
-    assert_int_equal(u32(right + SPECIAL - 16 + 8), 100);
-    assert_int_equal(u32(right + SPECIAL - 48 + 8), 102);
-    assert_int_equal(u32(right + SPECIAL), 1);      /* btpo_prev */
-    assert_int_equal(u32(right + SPECIAL + 4), 0);  /* btpo_next */
-    assert_int_equal(u16(right + SPECIAL + 12), 1); /* BTP_LEAF */
+    assert_int_equal(tarn_get_u16(right + 12), 24 + 12);
+    assert_int_equal(tarn_get_u16(right + 14), SPECIAL - 48);
+    assert_int_equal(tarn_get_u32(right + 24) & 0x7fff, SPECIAL - 16);
+    assert_int_equal(tarn_get_u32(right + SPECIAL - 16 + 8), 100);
+    assert_int_equal(tarn_get_u32(right + SPECIAL - 48 + 8), 102);
+    assert_int_equal(tarn_get_u32(right + SPECIAL), 1);      /* btpo_prev */
+    assert_int_equal(tarn_get_u32(right + SPECIAL + 4), 0);  /* btpo_next */
+    assert_int_equal(tarn_get_u16(right + SPECIAL + 12), 1); /* BTP_LEAF */
 
     /* A tuple whose size field is zero would never end. */
-    put16(rd + 16 + 6, 0);
+    tarn_put_u16(rd + 16 + 6, 0);
     record(&v, SPLIT_R, b, 2, 1, m, 10);
     assert_int_equal(apply(right, 2, &v, 0x100, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree SPLIT_R"));
@@ -318,26 +294,26 @@ test_vacuum(void **state)
         insert(page, (uint16_t)i, 10 * i, (uint16_t)i, 0x100 + i);
     /* Delete items 1, 3 and 4: the rest are compacted towards the
      * special space in line-pointer order. */
-    put16(d, 1), put16(d + 2, 3), put16(d + 4, 4);
-    put16(m, 3), put16(m + 2, 0);
+    tarn_put_u16(d, 1), tarn_put_u16(d + 2, 3), tarn_put_u16(d + 4, 4);
+    tarn_put_u16(m, 3), tarn_put_u16(m + 2, 0);
     b.len = 6;
     record(&v, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 24 + 8);
-    assert_int_equal(u16(page + 14), SPECIAL - 32);
-    assert_int_equal(u32(page + 24) & 0x7fff, SPECIAL - 16);
-    assert_int_equal(u32(page + SPECIAL - 16 + 8), 20);
-    assert_int_equal(u32(page + 28) & 0x7fff, SPECIAL - 32);
-    assert_int_equal(u32(page + SPECIAL - 32 + 8), 50);
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 32);
+    assert_int_equal(tarn_get_u32(page + 24) & 0x7fff, SPECIAL - 16);
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 16 + 8), 20);
+    assert_int_equal(tarn_get_u32(page + 28) & 0x7fff, SPECIAL - 32);
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 32 + 8), 50);
 
     /* Offsets out of order or past the end are refused. */
-    put16(d, 2), put16(d + 2, 1), put16(d + 4, 2);
+    tarn_put_u16(d, 2), tarn_put_u16(d + 2, 1), tarn_put_u16(d + 4, 2);
     record(&v, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree VACUUM"));
     assert_non_null(strstr(err.msg, "incorrect index offsets"));
     /* More offsets than the data holds. */
-    put16(m, 9);
+    tarn_put_u16(m, 9);
     record(&v, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "9 deleted and 0 updated offsets"));
@@ -360,37 +336,37 @@ test_dedup(void **state)
     insert(page, 3, 4, 3, 0x102);
     insert(page, 4, 9, 4, 0x103);
     /* One interval: base offset 1, 3 items. */
-    put16(iv, 1), put16(iv + 2, 3);
-    put16(m, 1);
+    tarn_put_u16(iv, 1), tarn_put_u16(iv + 2, 3);
+    tarn_put_u16(m, 1);
     record(&v, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
     /* A posting list of MAXALIGN(16 + 3 * 6) = 40 bytes, then the plain
      * tuple, on a page rebuilt from scratch. */
-    assert_int_equal(u16(page + 12), 24 + 8);
-    assert_int_equal(u16(page + 14), SPECIAL - 40 - 16);
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 40 - 16);
     p = page + SPECIAL - 40;
-    assert_int_equal(u32(page + 24) & 0x7fff, SPECIAL - 40);
-    assert_int_equal(u32(page + 24) >> 17, 40);
-    assert_int_equal(u16(p + 2), 16);          /* list offset */
-    assert_int_equal(u16(p + 4), 3 | 0x2000);  /* 3 TIDs, posting */
-    assert_int_equal(u16(p + 6), 40 | 0x2000); /* size, alt TID */
-    assert_int_equal(u32(p + 8), 4);           /* the key */
-    assert_int_equal(u16(p + 16 + 4), 1);
-    assert_int_equal(u16(p + 22 + 4), 2);
-    assert_int_equal(u16(p + 28 + 4), 3);
-    assert_int_equal(u16(p + 34), 0); /* padding zeroed */
-    assert_int_equal(u32(page + SPECIAL - 56 + 8), 9);
+    assert_int_equal(tarn_get_u32(page + 24) & 0x7fff, SPECIAL - 40);
+    assert_int_equal(tarn_get_u32(page + 24) >> 17, 40);
+    assert_int_equal(tarn_get_u16(p + 2), 16);          /* list offset */
+    assert_int_equal(tarn_get_u16(p + 4), 3 | 0x2000);  /* 3 TIDs, posting */
+    assert_int_equal(tarn_get_u16(p + 6), 40 | 0x2000); /* size, alt TID */
+    assert_int_equal(tarn_get_u32(p + 8), 4);           /* the key */
+    assert_int_equal(tarn_get_u16(p + 16 + 4), 1);
+    assert_int_equal(tarn_get_u16(p + 22 + 4), 2);
+    assert_int_equal(tarn_get_u16(p + 28 + 4), 3);
+    assert_int_equal(tarn_get_u16(p + 34), 0); /* padding zeroed */
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 56 + 8), 9);
 
     /* An interval the page's items do not make is refused. */
     leaf_page(page);
     insert(page, 1, 4, 1, 0x100);
     insert(page, 2, 5, 2, 0x101);
-    put16(iv, 1), put16(iv + 2, 3);
+    tarn_put_u16(iv, 1), tarn_put_u16(iv + 2, 3);
     record(&v, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree DEDUP"));
     /* More intervals than the data holds. */
-    put16(m, 2);
+    tarn_put_u16(m, 2);
     record(&v, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "2 intervals in 4 bytes"));
@@ -407,30 +383,31 @@ test_unlink(void **state)
 
     (void)state;
     memset(page, 0x55, sizeof(page));
-    put32(m, 4);               /* leftsib */
-    put32(m + 4, 6);           /* rightsib */
-    put32(m + 8, 0);           /* level */
-    put32(m + 16, 0x12345678); /* safexid, low word */
-    put32(m + 20, 0x9);        /* safexid, high word */
+    tarn_put_u32(m, 4);               /* leftsib */
+    tarn_put_u32(m + 4, 6);           /* rightsib */
+    tarn_put_u32(m + 8, 0);           /* level */
+    tarn_put_u32(m + 16, 0x12345678); /* safexid, low word */
+    tarn_put_u32(m + 20, 0x9);        /* safexid, high word */
     record(&v, UNLINK_PAGE, b, 2, 0, m, 36);
     assert_int_equal(apply(page, 5, &v, 0x100, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 32); /* the safexid is the contents */
-    assert_int_equal(u16(page + 14), SPECIAL);
-    assert_int_equal(u32(page + 24), 0x12345678);
-    assert_int_equal(u32(page + 28), 0x9);
-    assert_int_equal(u32(page + SPECIAL), 4);
-    assert_int_equal(u32(page + SPECIAL + 4), 6);
+    assert_int_equal(tarn_get_u16(page + 12),
+                     32); /* the safexid is the contents */
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL);
+    assert_int_equal(tarn_get_u32(page + 24), 0x12345678);
+    assert_int_equal(tarn_get_u32(page + 28), 0x9);
+    assert_int_equal(tarn_get_u32(page + SPECIAL), 4);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 6);
     /* BTP_DELETED | BTP_HAS_FULLXID | BTP_LEAF */
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0105);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0105);
     assert_int_equal(page[100], 0);
 
     /* The left sibling gets the right link. */
     leaf_page(page);
     record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
     assert_int_equal(apply(page, 4, &v, 0x200, &err), TARN_OK);
-    assert_int_equal(u32(page + SPECIAL + 4), 6);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 6);
     /* No left sibling: block 1 has no part in the record. */
-    put32(m, 0);
+    tarn_put_u32(m, 0);
     record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
     assert_int_equal(apply(page, 4, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree UNLINK_PAGE"));
@@ -452,26 +429,26 @@ test_meta_and_others(void **state)
 
     (void)state;
     memset(page, 0x77, sizeof(page));
-    put32(d, 4);      /* version */
-    put32(d + 4, 3);  /* root */
-    put32(d + 8, 1);  /* level */
-    put32(d + 12, 3); /* fastroot */
-    put32(d + 16, 1); /* fastlevel */
-    put32(d + 20, 2); /* last_cleanup_num_delpages */
-    d[24] = 1;        /* allequalimage */
+    tarn_put_u32(d, 4);      /* version */
+    tarn_put_u32(d + 4, 3);  /* root */
+    tarn_put_u32(d + 8, 1);  /* level */
+    tarn_put_u32(d + 12, 3); /* fastroot */
+    tarn_put_u32(d + 16, 1); /* fastlevel */
+    tarn_put_u32(d + 20, 2); /* last_cleanup_num_delpages */
+    d[24] = 1;               /* allequalimage */
     record(&v, META_CLEANUP, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 0, &v, 0x100, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 72);
-    assert_int_equal(u16(page + 14), SPECIAL);
-    assert_int_equal(u32(page + 24), 0x053162);
-    assert_int_equal(u32(page + 28), 4);
-    assert_int_equal(u32(page + 32), 3);
-    assert_int_equal(u32(page + 48), 2);
-    assert_int_equal(u32(page + 56), 0);          /* -1.0, low word */
-    assert_int_equal(u32(page + 60), 0xBFF00000); /* high word */
+    assert_int_equal(tarn_get_u16(page + 12), 72);
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL);
+    assert_int_equal(tarn_get_u32(page + 24), 0x053162);
+    assert_int_equal(tarn_get_u32(page + 28), 4);
+    assert_int_equal(tarn_get_u32(page + 32), 3);
+    assert_int_equal(tarn_get_u32(page + 48), 2);
+    assert_int_equal(tarn_get_u32(page + 56), 0);          /* -1.0, low word */
+    assert_int_equal(tarn_get_u32(page + 60), 0xBFF00000); /* high word */
     assert_int_equal(page[64], 1);
-    assert_int_equal(page[100], 0);                     /* the rest is zeroed */
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0008); /* BTP_META */
+    assert_int_equal(page[100], 0); /* the rest is zeroed */
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0008); /* BTP_META */
 
     b.len = 12;
     record(&v, META_CLEANUP, &b, 1, 0, NULL, 0);

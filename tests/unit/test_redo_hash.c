@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "server/core/types.h"
+
 #include "storage/key.h"
 #include "storage/redo/bufpage.h"
 #include "storage/redo/redo.h"
@@ -32,33 +34,6 @@
 #define VACUUM_ONE_PAGE 0xC0
 
 static redo_stats st;
-
-static uint16_t
-u16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t
-u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
-           | (uint32_t)p[3] << 24;
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 typedef struct blockref {
     uint32_t blkno;
@@ -85,13 +60,13 @@ record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
         rec[at++] =
             (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].will_init ? 0x40 : 0)
                       | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        put16(rec + at, b[i].len), at += 2;
+        tarn_put_u16(rec + at, b[i].len), at += 2;
         if (i == 0) {
-            put32(rec + at, 1663), put32(rec + at + 4, 5);
-            put32(rec + at + 8, 16384);
+            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
+            tarn_put_u32(rec + at + 8, 16384);
             at += 12;
         }
-        put32(rec + at, b[i].blkno), at += 4;
+        tarn_put_u32(rec + at, b[i].blkno), at += 4;
     }
     if (mlen > 0) {
         rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
@@ -102,7 +77,7 @@ record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
             memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
     if (mlen > 0)
         memcpy(rec + at, main, mlen), at += mlen;
-    put32(rec, (uint32_t)at);
+    tarn_put_u32(rec, (uint32_t)at);
     rec[16] = info;
     rec[17] = RM_HASH;
     assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
@@ -120,7 +95,8 @@ apply(uint8_t *page, uint32_t blkno, const tbuf *v, tarn_lsn lsn, tarn_err *err)
 static double
 f64(const uint8_t *p)
 {
-    uint64_t u = (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32;
+    uint64_t u =
+        (uint64_t)tarn_get_u32(p) | (uint64_t)tarn_get_u32(p + 4) << 32;
     double d;
 
     memcpy(&d, &u, sizeof d);
@@ -133,8 +109,8 @@ put_f64(uint8_t *p, double d)
     uint64_t u;
 
     memcpy(&u, &d, sizeof u);
-    put32(p, (uint32_t)u);
-    put32(p + 4, (uint32_t)(u >> 32));
+    tarn_put_u32(p, (uint32_t)u);
+    tarn_put_u32(p + 4, (uint32_t)(u >> 32));
 }
 
 /* The metapage of an empty index (INIT_META_PAGE, fill factor 307). */
@@ -146,8 +122,8 @@ meta_page(uint8_t *page)
     tbuf v = {0};
     tarn_err err;
 
-    put32(m + 8, 450); /* hashint4 */
-    put16(m + 12, 307);
+    tarn_put_u32(m + 8, 450); /* hashint4 */
+    tarn_put_u16(m + 12, 307);
     memset(page, 0x5a, 8192);
     record(&v, INIT_META_PAGE, &b, 1, 0, m, sizeof m);
     assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
@@ -159,11 +135,11 @@ static void
 bucket_page(uint8_t *page, uint32_t bucket)
 {
     pg_page_init(page, 16);
-    put32(page + SPECIAL, 1);
-    put32(page + SPECIAL + 4, 0xFFFFFFFF);
-    put32(page + SPECIAL + 8, bucket);
-    put16(page + SPECIAL + 12, 0x0002);
-    put16(page + SPECIAL + 14, 0xFF80);
+    tarn_put_u32(page + SPECIAL, 1);
+    tarn_put_u32(page + SPECIAL + 4, 0xFFFFFFFF);
+    tarn_put_u32(page + SPECIAL + 8, bucket);
+    tarn_put_u16(page + SPECIAL + 12, 0x0002);
+    tarn_put_u16(page + SPECIAL + 14, 0xFF80);
 }
 
 /* A 16-byte int4 hash index tuple (the key's hash code) for heap TID. */
@@ -171,9 +147,9 @@ static void
 hash_tuple(uint8_t *t, uint16_t heapoff, uint32_t code)
 {
     memset(t, 0, 16);
-    put16(t + 4, heapoff);
-    put16(t + 6, 16);
-    put32(t + 8, code);
+    tarn_put_u16(t + 4, heapoff);
+    tarn_put_u16(t + 6, 16);
+    tarn_put_u32(t + 8, code);
 }
 
 static void
@@ -183,30 +159,31 @@ test_init_meta(void **state)
 
     (void)state;
     meta_page(page);
-    assert_int_equal(u32(page + 4), 0x1000);           /* LSN */
-    assert_int_equal(u16(page + 12), 24 + 4544);       /* pd_lower */
-    assert_int_equal(u16(page + 14), SPECIAL);         /* pd_upper */
-    assert_int_equal(u16(page + 16), SPECIAL);         /* pd_special */
-    assert_int_equal(u32(page + SPECIAL), 0xFFFFFFFF); /* prev */
-    assert_int_equal(u32(page + SPECIAL + 8), 0xFFFFFFFF);
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0008); /* LH_META_PAGE */
-    assert_int_equal(u16(page + SPECIAL + 14), 0xFF80);
-    assert_int_equal(u32(m), 0x6440640);
-    assert_int_equal(u32(m + 4), 4);
+    assert_int_equal(tarn_get_u32(page + 4), 0x1000);           /* LSN */
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 4544);       /* pd_lower */
+    assert_int_equal(tarn_get_u16(page + 14), SPECIAL);         /* pd_upper */
+    assert_int_equal(tarn_get_u16(page + 16), SPECIAL);         /* pd_special */
+    assert_int_equal(tarn_get_u32(page + SPECIAL), 0xFFFFFFFF); /* prev */
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 8), 0xFFFFFFFF);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12),
+                     0x0008); /* LH_META_PAGE */
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 14), 0xFF80);
+    assert_int_equal(tarn_get_u32(m), 0x6440640);
+    assert_int_equal(tarn_get_u32(m + 4), 4);
     assert_true(f64(m + 8) == 0.0);
-    assert_int_equal(u16(m + 16), 307);
-    assert_int_equal(u16(m + 18), 8152);  /* bsize */
-    assert_int_equal(u16(m + 20), 4096);  /* bmsize */
-    assert_int_equal(u16(m + 22), 15);    /* bmshift */
-    assert_int_equal(u32(m + 24), 1);     /* maxbucket */
-    assert_int_equal(u32(m + 28), 3);     /* highmask */
-    assert_int_equal(u32(m + 32), 1);     /* lowmask */
-    assert_int_equal(u32(m + 36), 1);     /* ovflpoint */
-    assert_int_equal(u32(m + 40), 0);     /* firstfree */
-    assert_int_equal(u32(m + 44), 0);     /* nmaps */
-    assert_int_equal(u32(m + 48), 450);   /* procid */
-    assert_int_equal(u32(m + 52 + 4), 1); /* spares[1] */
-    assert_int_equal(u32(m + 52), 0);
+    assert_int_equal(tarn_get_u16(m + 16), 307);
+    assert_int_equal(tarn_get_u16(m + 18), 8152);  /* bsize */
+    assert_int_equal(tarn_get_u16(m + 20), 4096);  /* bmsize */
+    assert_int_equal(tarn_get_u16(m + 22), 15);    /* bmshift */
+    assert_int_equal(tarn_get_u32(m + 24), 1);     /* maxbucket */
+    assert_int_equal(tarn_get_u32(m + 28), 3);     /* highmask */
+    assert_int_equal(tarn_get_u32(m + 32), 1);     /* lowmask */
+    assert_int_equal(tarn_get_u32(m + 36), 1);     /* ovflpoint */
+    assert_int_equal(tarn_get_u32(m + 40), 0);     /* firstfree */
+    assert_int_equal(tarn_get_u32(m + 44), 0);     /* nmaps */
+    assert_int_equal(tarn_get_u32(m + 48), 450);   /* procid */
+    assert_int_equal(tarn_get_u32(m + 52 + 4), 1); /* spares[1] */
+    assert_int_equal(tarn_get_u32(m + 52), 0);
     /* The old contents are gone everywhere else. */
     for (unsigned i = 24 + 4544; i < SPECIAL; i++)
         assert_int_equal(page[i], 0);
@@ -219,20 +196,20 @@ test_init_meta(void **state)
         tarn_err err;
 
         put_f64(md, 184200);
-        put16(md + 12, 307);
+        tarn_put_u16(md + 12, 307);
         record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
-        assert_int_equal(u32(m + 24), 639);  /* maxbucket */
-        assert_int_equal(u32(m + 28), 1023); /* highmask */
-        assert_int_equal(u32(m + 32), 511);  /* lowmask */
-        assert_int_equal(u32(m + 36), 10);   /* ovflpoint */
-        assert_int_equal(u32(m + 52 + 40), 1);
+        assert_int_equal(tarn_get_u32(m + 24), 639);  /* maxbucket */
+        assert_int_equal(tarn_get_u32(m + 28), 1023); /* highmask */
+        assert_int_equal(tarn_get_u32(m + 32), 511);  /* lowmask */
+        assert_int_equal(tarn_get_u32(m + 36), 10);   /* ovflpoint */
+        assert_int_equal(tarn_get_u32(m + 52 + 40), 1);
         /* A fill factor of 0 and a NaN tuple count are refused. */
-        put16(md + 12, 0);
+        tarn_put_u16(md + 12, 0);
         record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "Hash INIT_META_PAGE"));
-        put16(md + 12, 307);
+        tarn_put_u16(md + 12, 307);
         memset(md, 0xFF, 8);
         record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
@@ -254,22 +231,22 @@ test_insert(void **state)
     bucket_page(page, 0);
     meta_page(meta);
     hash_tuple(t, 7, 0x1234);
-    put16(m, 1);
+    tarn_put_u16(m, 1);
     record(&v, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x2000, &err), TARN_OK);
-    assert_int_equal(u32(page + 4), 0x2000);
-    assert_int_equal(u16(page + 12), 28);
-    lp = u32(page + 24);
+    assert_int_equal(tarn_get_u32(page + 4), 0x2000);
+    assert_int_equal(tarn_get_u16(page + 12), 28);
+    lp = tarn_get_u32(page + 24);
     assert_int_equal(lp & 0x7fff, SPECIAL - 16);
     assert_int_equal(lp >> 17, 16);
-    assert_int_equal(u32(page + SPECIAL - 16 + 8), 0x1234);
+    assert_int_equal(tarn_get_u32(page + SPECIAL - 16 + 8), 0x1234);
     record(&v, INSERT, b, 2, 1, m, 2);
     assert_int_equal(apply(meta, 0, &v, 0x2000, &err), TARN_OK);
     assert_true(f64(meta + 24 + 8) == 1.0);
-    assert_int_equal(u32(meta + 4), 0x2000);
+    assert_int_equal(tarn_get_u32(meta + 4), 0x2000);
 
     /* Offset 5 on a page with one item: PostgreSQL PANICs. */
-    put16(m, 5);
+    tarn_put_u16(m, 5);
     record(&v, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash INSERT"));
@@ -278,7 +255,7 @@ test_insert(void **state)
     /* Not a hash page. */
     memset(page, 0, sizeof page);
     pg_page_init(page, 8);
-    put16(m, 1);
+    tarn_put_u16(m, 1);
     record(&v, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a hash index page"));
@@ -298,52 +275,52 @@ test_add_ovfl_page(void **state)
     tarn_err err;
 
     (void)state;
-    put16(m, 4096);
-    put32(bucket, 1);
-    put32(bit, 37);
-    put32(ff, 2);
+    tarn_put_u16(m, 4096);
+    tarn_put_u32(bucket, 1);
+    tarn_put_u32(bit, 37);
+    tarn_put_u32(ff, 2);
     record(&v, ADD_OVFL_PAGE, b, 5, 0, m, 3);
     memset(page, 0x77, sizeof page);
     assert_int_equal(apply(page, 9, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 24);
-    assert_int_equal(u32(page + SPECIAL), 1); /* prev: block 1 */
-    assert_int_equal(u32(page + SPECIAL + 4), 0xFFFFFFFF);
-    assert_int_equal(u32(page + SPECIAL + 8), 1);       /* bucket */
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0001); /* overflow */
+    assert_int_equal(tarn_get_u16(page + 12), 24);
+    assert_int_equal(tarn_get_u32(page + SPECIAL), 1); /* prev: block 1 */
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 0xFFFFFFFF);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 8), 1);       /* bucket */
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0001); /* overflow */
     /* The left page's next link. */
     bucket_page(page, 1);
     record(&v, ADD_OVFL_PAGE, b, 5, 1, m, 3);
     assert_int_equal(apply(page, 1, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u32(page + SPECIAL + 4), 9);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 9);
     /* The bitmap bit. */
     pg_page_init(page, 16);
     record(&v, ADD_OVFL_PAGE, b, 5, 2, m, 3);
     assert_int_equal(apply(page, 3, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u32(page + 24 + 4), 1u << 5);
+    assert_int_equal(tarn_get_u32(page + 24 + 4), 1u << 5);
     /* A new bitmap page: all ones. */
     record(&v, ADD_OVFL_PAGE, b, 5, 3, m, 3);
     assert_int_equal(apply(page, 10, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 24 + 4096);
-    assert_int_equal(u32(page + 24 + 4092), 0xFFFFFFFF);
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 4096);
+    assert_int_equal(tarn_get_u32(page + 24 + 4092), 0xFFFFFFFF);
     assert_int_equal(page[24 + 4096], 0);
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0004);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0004);
     /* The metapage: firstfree, two more spares, the new bitmap. */
     meta_page(meta);
     record(&v, ADD_OVFL_PAGE, b, 5, 4, m, 3);
     assert_int_equal(apply(meta, 0, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u32(meta + 24 + 40), 2);
-    assert_int_equal(u32(meta + 24 + 52 + 4), 3);
-    assert_int_equal(u32(meta + 24 + 44), 1);
-    assert_int_equal(u32(meta + 24 + 52 + 4 * 98), 10);
+    assert_int_equal(tarn_get_u32(meta + 24 + 40), 2);
+    assert_int_equal(tarn_get_u32(meta + 24 + 52 + 4), 3);
+    assert_int_equal(tarn_get_u32(meta + 24 + 44), 1);
+    assert_int_equal(tarn_get_u32(meta + 24 + 52 + 4 * 98), 10);
     /* A bitmap page was found: only firstfree. */
     m[2] = 1;
     meta_page(meta);
     record(&v, ADD_OVFL_PAGE, b, 5, 4, m, 3);
     assert_int_equal(apply(meta, 0, &v, 0x4000, &err), TARN_OK);
-    assert_int_equal(u32(meta + 24 + 52 + 4), 1);
-    assert_int_equal(u32(meta + 24 + 44), 0);
+    assert_int_equal(tarn_get_u32(meta + 24 + 52 + 4), 1);
+    assert_int_equal(tarn_get_u32(meta + 24 + 44), 0);
     /* A bit past the page. */
-    put32(bit, 70000);
+    tarn_put_u32(bit, 70000);
     pg_page_init(page, 16);
     record(&v, ADD_OVFL_PAGE, b, 5, 2, m, 3);
     assert_int_equal(apply(page, 3, &v, 0x4000, &err), TARN_ECORRUPT);
@@ -362,27 +339,29 @@ test_vacuum_one_page(void **state)
 
     (void)state;
     bucket_page(page, 0);
-    put16(page + SPECIAL + 12, 0x0002 | 0x0080);
+    tarn_put_u16(page + SPECIAL + 12, 0x0002 | 0x0080);
     for (unsigned i = 1; i <= 5; i++) {
         hash_tuple(t, (uint16_t)i, 100 + i);
         assert_int_equal(pg_page_add_item(page, t, 16, i, 0), i);
     }
-    put32(m, 0);
-    put32(m + 4, 3);
-    put16(m + 8, 1), put16(m + 10, 3), put16(m + 12, 4);
+    tarn_put_u32(m, 0);
+    tarn_put_u32(m + 4, 3);
+    tarn_put_u16(m + 8, 1), tarn_put_u16(m + 10, 3), tarn_put_u16(m + 12, 4);
     record(&v, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 1, &v, 0x5000, &err), TARN_OK);
-    assert_int_equal(u16(page + 12), 24 + 8);
-    assert_int_equal(u16(page + SPECIAL + 12), 0x0002);
-    assert_int_equal(u32(page + (u32(page + 24) & 0x7fff) + 8), 102);
-    assert_int_equal(u32(page + (u32(page + 28) & 0x7fff) + 8), 105);
+    assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0002);
+    assert_int_equal(
+        tarn_get_u32(page + (tarn_get_u32(page + 24) & 0x7fff) + 8), 102);
+    assert_int_equal(
+        tarn_get_u32(page + (tarn_get_u32(page + 28) & 0x7fff) + 8), 105);
     meta_page(meta);
     put_f64(meta + 24 + 8, 10);
     record(&v, VACUUM_ONE_PAGE, b, 2, 1, m, sizeof m);
     assert_int_equal(apply(meta, 0, &v, 0x5000, &err), TARN_OK);
     assert_true(f64(meta + 24 + 8) == 7.0);
     /* More offsets claimed than the record holds. */
-    put32(m + 4, 4);
+    tarn_put_u32(m + 4, 4);
     record(&v, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash VACUUM_ONE_PAGE"));
@@ -400,9 +379,9 @@ test_squeeze_and_refusals(void **state)
     tarn_err err;
 
     (void)state;
-    put32(m, 4);     /* prevblkno */
-    put32(m + 4, 6); /* nextblkno */
-    put32(bit, 33);
+    tarn_put_u32(m, 4);     /* prevblkno */
+    tarn_put_u32(m + 4, 6); /* nextblkno */
+    tarn_put_u32(bit, 33);
     /* The primary bucket page is only locked: nothing changes. */
     bucket_page(page, 0);
     memcpy(copy, page, sizeof page);
@@ -413,23 +392,23 @@ test_squeeze_and_refusals(void **state)
     memset(page, 0x33, sizeof page);
     record(&v, SQUEEZE_PAGE, b, 6, 2, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x7000, &err), TARN_OK);
-    assert_int_equal(u16(page + SPECIAL + 12), 0);
-    assert_int_equal(u32(page + SPECIAL + 8), 0xFFFFFFFF);
-    assert_int_equal(u16(page + SPECIAL + 14), 0xFF80);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 8), 0xFFFFFFFF);
+    assert_int_equal(tarn_get_u16(page + SPECIAL + 14), 0xFF80);
     assert_int_equal(page[100], 0);
     /* Links of the pages around it, and its bitmap bit. */
     bucket_page(page, 0);
     record(&v, SQUEEZE_PAGE, b, 6, 3, m, sizeof m);
     assert_int_equal(apply(page, 4, &v, 0x7000, &err), TARN_OK);
-    assert_int_equal(u32(page + SPECIAL + 4), 6);
+    assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 6);
     record(&v, SQUEEZE_PAGE, b, 6, 4, m, sizeof m);
     assert_int_equal(apply(page, 6, &v, 0x7000, &err), TARN_OK);
-    assert_int_equal(u32(page + SPECIAL), 4);
+    assert_int_equal(tarn_get_u32(page + SPECIAL), 4);
     pg_page_init(page, 16);
     memset(page + 24, 0xFF, 8);
     record(&v, SQUEEZE_PAGE, b, 6, 5, m, sizeof m);
     assert_int_equal(apply(page, 3, &v, 0x7000, &err), TARN_OK);
-    assert_int_equal(u32(page + 28), 0xFFFFFFFD); /* bit 33 */
+    assert_int_equal(tarn_get_u32(page + 28), 0xFFFFFFFD); /* bit 33 */
 
     /* SPLIT_PAGE always carries the page's image. */
     bucket_page(page, 0);
@@ -442,7 +421,7 @@ test_squeeze_and_refusals(void **state)
     assert_int_equal(apply(page, 1, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0xD0"));
     /* DELETE from a page of 0 items. */
-    put16(bit, 1);
+    tarn_put_u16(bit, 1);
     b[1].data = bit, b[1].len = 2;
     m[0] = 1, m[1] = 0;
     record(&v, DELETE, b, 2, 1, m, 2);

@@ -10,9 +10,34 @@ import json
 
 import pgmask
 import pgwal
-from pg import lsn_str
+from conftest import wait_until
+from pg import lsn, lsn_str
 from pgcompare import (FIRST_NORMAL_OID, fork_file_blocks, sequence_log_ahead,
                        spgist_meta_cache_only, vm_bits_cut_as_hole)
+
+
+def adopt_new_compute(t, c):
+    """Run initdb for compute @c, import its data directory into timeline
+    "main" of a new tenant of tarnd @t, start the compute and attach it.
+    Returns (tenant, timeline id, the timeline's start LSN)."""
+    c.initdb()
+    tenant = t.create_tenant()["id"]
+    tl = t.create_timeline(tenant, name="main", import_pgdata=str(c.datadir))
+    c.start()
+    a = t.attach(tenant, tl["timeline_id"], c.conninfo())
+    assert a.status == 200, a
+    return tenant, tl["timeline_id"], lsn(tl["start_lsn"])
+
+
+def stop_and_ingest(t, c, tenant, tl, mark, timeout=180):
+    """Stop compute @c cleanly and wait until tarnd has ingested its WAL to
+    the end (the shutdown checkpoint); @mark is an LSN before that end.
+    Returns the end LSN."""
+    c.stop("fast")
+    final = max(rec.end for rec in pgwal.iter_records(c.pg_wal, mark))
+    wait_until(lambda: lsn(t.timeline(tenant, tl)["last_record_lsn"])
+               >= final, timeout=timeout, why="ingest to reach the end")
+    return final
 
 
 class PageReader:

@@ -23,10 +23,11 @@ import pytest
 
 import pgwal
 import walstate
-from conftest import Tarnd, assert_clean_exit, free_port, wait_until
-from pg import PG_BIN, Compute, as_user, lsn, lsn_str
+from conftest import Tarnd, assert_clean_exit, free_port
+from pg import PG_BIN, Compute, as_user, lsn_str
 from pgcompare import insert_lsn, list_relations, psql_file
-from tarnpages import PageReader, compare_files
+from tarnpages import (PageReader, adopt_new_compute, compare_files,
+                       stop_and_ingest)
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
@@ -52,14 +53,7 @@ def run(tmp_path_factory):
     try:
         r = Run()
         r.tarnd, r.compute = t, c
-        c.initdb()
-        r.tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(r.tenant, name="main",
-                               import_pgdata=str(c.datadir))
-        r.tl, r.start = tl["timeline_id"], lsn(tl["start_lsn"])
-        c.start()
-        a = t.attach(r.tenant, r.tl, c.conninfo())
-        assert a.status == 200, a
+        r.tenant, r.tl, r.start = adopt_new_compute(t, c)
         c.pgbench("-i", "-s", "1", "-q")
         r.backup = c.base / "backup"
         subprocess.run(as_user([str(PG_BIN / "pg_basebackup"), "-h",
@@ -79,10 +73,7 @@ def run(tmp_path_factory):
         mid = insert_lsn(c)
         r.mid = mid
         r.relations, _ = list_relations(c)
-        c.stop("fast")
-        r.final = max(rec.end for rec in pgwal.iter_records(c.pg_wal, mid))
-        wait_until(lambda: lsn(t.timeline(r.tenant, r.tl)["last_record_lsn"])
-                   >= r.final, timeout=180, why="ingest to reach the end")
+        r.final = stop_and_ingest(t, c, r.tenant, r.tl, mid)
         r.reader = PageReader(t, r.tenant, r.tl)
         yield r
         r.reader.close()

@@ -26,10 +26,10 @@ import pytest
 import pgmask
 import pgwal
 import walstate
-from conftest import Tarnd, assert_clean_exit, wait_until
-from pg import Compute, lsn, lsn_str
+from conftest import Tarnd, assert_clean_exit
+from pg import Compute, lsn_str
 from pgcompare import insert_lsn, list_relations, psql_file
-from tarnpages import PageReader
+from tarnpages import PageReader, adopt_new_compute, stop_and_ingest
 
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
@@ -70,14 +70,7 @@ def run(tmp_path_factory):
     try:
         r = Run()
         r.tarnd, r.compute = t, c
-        c.initdb()
-        r.tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(r.tenant, name="main",
-                               import_pgdata=str(c.datadir))
-        r.tl, r.start = tl["timeline_id"], lsn(tl["start_lsn"])
-        c.start()
-        a = t.attach(r.tenant, r.tl, c.conninfo())
-        assert a.status == 200, a
+        r.tenant, r.tl, r.start = adopt_new_compute(t, c)
         c.pgbench("-i", "-s", "1", "-q")
         c.pgbench("-c", "2", "-j", "2", "-t", "200")
         psql_file(c, WORKLOAD)
@@ -86,10 +79,7 @@ def run(tmp_path_factory):
         mid = insert_lsn(c)
         r.relations, _ = list_relations(c)
         c.psql("CHECKPOINT")
-        c.stop("fast")
-        r.final = max(rec.end for rec in pgwal.iter_records(c.pg_wal, mid))
-        wait_until(lambda: lsn(t.timeline(r.tenant, r.tl)["last_record_lsn"])
-                   >= r.final, timeout=180, why="ingest to reach the end")
+        r.final = stop_and_ingest(t, c, r.tenant, r.tl, mid)
         r.reader = PageReader(t, r.tenant, r.tl)
         yield r
         r.reader.close()

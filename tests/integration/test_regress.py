@@ -29,10 +29,10 @@ import pytest
 import pgmask
 import pgwal
 import walstate
-from conftest import Tarnd, assert_clean_exit, wait_until
-from pg import PG_BIN, Compute, lsn
+from conftest import Tarnd, assert_clean_exit
+from pg import PG_BIN, Compute
 from pgcompare import insert_lsn, list_relations
-from tarnpages import PageReader
+from tarnpages import PageReader, adopt_new_compute, stop_and_ingest
 
 REGRESS = Path(os.environ.get("TARN_PG_REGRESS", "/var/tmp/tarn-pg15-regress"))
 PG_REGRESS = Path("/usr/lib/postgresql/15/lib/pgxs/src/test/regress/"
@@ -70,14 +70,7 @@ def run(tmp_path_factory):
     try:
         r = Run()
         r.tarnd, r.compute = t, c
-        c.initdb()
-        r.tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(r.tenant, name="main",
-                               import_pgdata=str(c.datadir))
-        r.tl, r.start = tl["timeline_id"], lsn(tl["start_lsn"])
-        c.start()
-        a = t.attach(r.tenant, r.tl, c.conninfo())
-        assert a.status == 200, a
+        r.tenant, r.tl, r.start = adopt_new_compute(t, c)
         # pg_regress --use-existing expects the database to exist.
         c.psql("CREATE DATABASE regression TEMPLATE template0")
         c.psql("ALTER DATABASE regression SET lc_messages TO 'C'; "
@@ -103,10 +96,7 @@ def run(tmp_path_factory):
         print(f"\npg_regress ({time.time() - t0:.0f} s): {r.summary.strip()}")
         mid = insert_lsn(c)
         r.relations, _ = list_relations(c)
-        c.stop("fast")
-        r.final = max(rec.end for rec in pgwal.iter_records(c.pg_wal, mid))
-        wait_until(lambda: lsn(t.timeline(r.tenant, r.tl)["last_record_lsn"])
-                   >= r.final, timeout=900, why="ingest to reach the end")
+        r.final = stop_and_ingest(t, c, r.tenant, r.tl, mid, timeout=900)
         r.reader = PageReader(t, r.tenant, r.tl)
         yield r
         r.reader.close()

@@ -734,86 +734,23 @@ vm_clear(ingest *ing, const walrec_block *heap, uint32_t blk1, uint32_t blk2,
     return TARN_OK;
 }
 
+/* Heap and Heap2: the VM bits their flags clear (walrec_heap_vm_clears). */
 static tarn_rc
-ingest_heap(ingest *ing, const walrec *r, tarn_err *err)
+ingest_vm_clears(ingest *ing, const walrec *r, tarn_err *err)
 {
-    uint8_t op = r->info & PG_XLOG_HEAP_OPMASK, flags;
-    const walrec_block *b0 = &r->blocks[0];
-    tarn_rc rc;
+    walrec_vmclear c[2];
+    int n = walrec_heap_vm_clears(r, c, err);
 
-    if (r->max_block_id < 0 || !b0->in_use)
-        return TARN_OK;
-    switch (op) {
-    case PG_XLOG_HEAP_INSERT:
-        if ((rc = need(r, 3, "Heap/INSERT", err)) != TARN_OK)
+    if (n < 0)
+        return TARN_ECORRUPT;
+    if (n == 2 && c[0].flags == c[1].flags)
+        return vm_clear(ing, &r->blocks[0], c[0].blkno, c[1].blkno, c[0].flags,
+                        err);
+    for (int i = 0; i < n; i++) {
+        tarn_rc rc = vm_clear(ing, &r->blocks[0], c[i].blkno, TVAL_NO_BLOCK,
+                              c[i].flags, err);
+        if (rc != TARN_OK)
             return rc;
-        flags = r->main_data[PG_XL_HEAP_INSERT_FLAGS];
-        if (flags & PG_XLH_INSERT_ALL_VISIBLE_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK,
-                            PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN, err);
-        return TARN_OK;
-    case PG_XLOG_HEAP_DELETE:
-        if ((rc = need(r, 8, "Heap/DELETE", err)) != TARN_OK)
-            return rc;
-        flags = r->main_data[PG_XL_HEAP_DELETE_FLAGS];
-        if (flags & PG_XLH_DELETE_ALL_VISIBLE_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK,
-                            PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN, err);
-        return TARN_OK;
-    case PG_XLOG_HEAP_UPDATE:
-    case PG_XLOG_HEAP_HOT_UPDATE: {
-        uint32_t oldblk = b0->blkno, a = TVAL_NO_BLOCK, b = TVAL_NO_BLOCK;
-        if ((rc = need(r, 14, "Heap/UPDATE", err)) != TARN_OK)
-            return rc;
-        flags = r->main_data[PG_XL_HEAP_UPDATE_FLAGS];
-        if (r->max_block_id >= 1 && r->blocks[1].in_use)
-            oldblk = r->blocks[1].blkno;
-        if (flags & PG_XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED)
-            a = oldblk;
-        if (flags & PG_XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED)
-            b = b0->blkno;
-        if (a == b)
-            b = TVAL_NO_BLOCK;
-        if (a != TVAL_NO_BLOCK || b != TVAL_NO_BLOCK)
-            return vm_clear(ing, b0, a, b, PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN,
-                            err);
-        return TARN_OK;
-    }
-    case PG_XLOG_HEAP_LOCK:
-        if ((rc = need(r, 8, "Heap/LOCK", err)) != TARN_OK)
-            return rc;
-        flags = r->main_data[PG_XL_HEAP_LOCK_FLAGS];
-        if (flags & PG_XLH_LOCK_ALL_FROZEN_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK, PG_VM_ALL_FROZEN,
-                            err);
-        return TARN_OK;
-    }
-    return TARN_OK;
-}
-
-static tarn_rc
-ingest_heap2(ingest *ing, const walrec *r, tarn_err *err)
-{
-    uint8_t op = r->info & PG_XLOG_HEAP_OPMASK, flags;
-    const walrec_block *b0 = &r->blocks[0];
-    tarn_rc rc;
-
-    if (r->max_block_id < 0 || !b0->in_use)
-        return TARN_OK;
-    if (op == PG_XLOG_HEAP2_MULTI_INSERT) {
-        if ((rc = need(r, 4, "Heap2/MULTI_INSERT", err)) != TARN_OK)
-            return rc;
-        flags = r->main_data[PG_XL_HEAP_MULTI_INSERT_FLAGS];
-        if (flags & PG_XLH_INSERT_ALL_VISIBLE_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK,
-                            PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN, err);
-    } else if (op == PG_XLOG_HEAP2_LOCK_UPDATED) {
-        if ((rc = need(r, 8, "Heap2/LOCK_UPDATED", err)) != TARN_OK)
-            return rc;
-        flags = r->main_data[PG_XL_HEAP_LOCK_UPDATED_FLAGS];
-        if (flags & PG_XLH_LOCK_ALL_FROZEN_CLEARED)
-            return vm_clear(ing, b0, b0->blkno, TVAL_NO_BLOCK, PG_VM_ALL_FROZEN,
-                            err);
     }
     return TARN_OK;
 }
@@ -1635,10 +1572,8 @@ ingest_record(ingest *ing, const walscan_rec *rec, tarn_err *err)
         rc = ingest_standby(ing, r, err);
         break;
     case PG_RM_HEAP:
-        rc = ingest_heap(ing, r, err);
-        break;
     case PG_RM_HEAP2:
-        rc = ingest_heap2(ing, r, err);
+        rc = ingest_vm_clears(ing, r, err);
         break;
     default:
         rc = TARN_OK;

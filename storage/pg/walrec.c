@@ -303,3 +303,85 @@ pg_rmgr_name(uint8_t rmid)
         return names[rmid];
     return rmid >= 128 ? "custom" : "?";
 }
+
+/*
+ * Which heap blocks lose visibility-map bits.  The VM page is not in the
+ * record: PostgreSQL's redo clears the bits of the heap page it changes
+ * whenever the record's flags say the primary did, so ingest (and the
+ * redo oracle) must do the same from the flags alone.
+ */
+int
+walrec_heap_vm_clears(const walrec *r, walrec_vmclear out[2], tarn_err *err)
+{
+    const uint8_t both = PG_VM_ALL_VISIBLE | PG_VM_ALL_FROZEN;
+    uint8_t op = r->info & PG_XLOG_HEAP_OPMASK, flags;
+    const walrec_block *b0 = &r->blocks[0];
+    uint32_t need = 0, at = 0;
+    const char *what = NULL;
+    char l[TARN_LSN_STRLEN];
+    bool lock = false;
+    int n = 0;
+
+    if (r->max_block_id < 0 || !b0->in_use)
+        return 0;
+    if (r->rmid == PG_RM_HEAP) {
+        switch (op) {
+        case PG_XLOG_HEAP_INSERT:
+            what = "Heap/INSERT", need = 3, at = PG_XL_HEAP_INSERT_FLAGS;
+            break;
+        case PG_XLOG_HEAP_DELETE:
+            what = "Heap/DELETE", need = 8, at = PG_XL_HEAP_DELETE_FLAGS;
+            break;
+        case PG_XLOG_HEAP_UPDATE:
+        case PG_XLOG_HEAP_HOT_UPDATE:
+            what = "Heap/UPDATE", need = 14, at = PG_XL_HEAP_UPDATE_FLAGS;
+            break;
+        case PG_XLOG_HEAP_LOCK:
+            what = "Heap/LOCK", need = 8, at = PG_XL_HEAP_LOCK_FLAGS;
+            lock = true;
+            break;
+        default:
+            return 0;
+        }
+    } else if (r->rmid == PG_RM_HEAP2) {
+        if (op == PG_XLOG_HEAP2_MULTI_INSERT)
+            what = "Heap2/MULTI_INSERT", need = 4,
+            at = PG_XL_HEAP_MULTI_INSERT_FLAGS;
+        else if (op == PG_XLOG_HEAP2_LOCK_UPDATED)
+            what = "Heap2/LOCK_UPDATED", need = 8,
+            at = PG_XL_HEAP_LOCK_UPDATED_FLAGS, lock = true;
+        else
+            return 0;
+    } else {
+        return 0;
+    }
+    if (r->main_len < need) {
+        tarn_err_set(err, TARN_ECORRUPT,
+                     "%s record at %s has %u bytes of main data, %u needed",
+                     what, tarn_lsn_format(r->start, l), r->main_len, need);
+        return -1;
+    }
+    flags = r->main_data[at];
+    if (r->rmid == PG_RM_HEAP
+        && (op == PG_XLOG_HEAP_UPDATE || op == PG_XLOG_HEAP_HOT_UPDATE)) {
+        /* The old tuple's page is block 1, or block 0 when it is the same. */
+        uint32_t oldblk = b0->blkno;
+        if (r->max_block_id >= 1 && r->blocks[1].in_use)
+            oldblk = r->blocks[1].blkno;
+        if (flags & PG_XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED)
+            out[n++] = (walrec_vmclear){oldblk, both};
+        if ((flags & PG_XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED)
+            && (n == 0 || out[0].blkno != b0->blkno))
+            out[n++] = (walrec_vmclear){b0->blkno, both};
+        return n;
+    }
+    if (lock) {
+        if (flags & PG_XLH_LOCK_ALL_FROZEN_CLEARED)
+            out[n++] = (walrec_vmclear){b0->blkno, PG_VM_ALL_FROZEN};
+        return n;
+    }
+    /* INSERT and MULTI_INSERT; DELETE's flag has the same value. */
+    if (flags & PG_XLH_INSERT_ALL_VISIBLE_CLEARED)
+        out[n++] = (walrec_vmclear){b0->blkno, both};
+    return n;
+}

@@ -85,6 +85,26 @@ tarn_rc walrec_restore_image(const walrec_block *b, uint8_t *page,
 int pg_pglz_decompress(const uint8_t *src, int srclen, uint8_t *dst,
                        int rawsize);
 
+/** A heap block whose visibility-map bits a record clears. */
+typedef struct walrec_vmclear {
+    uint32_t blkno; /**< heap block (of block 0's relation) */
+    uint8_t flags;  /**< VM bits: 1 all-visible, 2 all-frozen */
+} walrec_vmclear;
+
+/**
+ * The visibility-map bits a Heap or Heap2 record clears through its
+ * flags, without a block reference to the VM page (heap_xlog_insert,
+ * _delete, _update, _lock, multi_insert and lock_updated each clear the
+ * bits of the heap blocks they change).  The VM pages are those of block
+ * 0's relation.  Other records clear nothing.
+ *
+ * @param[out] out  up to two heap blocks, distinct
+ * @return the number written (0..2), or -1 with @p err set
+ * (TARN_ECORRUPT) when the main data is too short for the record type.
+ */
+int walrec_heap_vm_clears(const walrec *r, walrec_vmclear out[2],
+                          tarn_err *err);
+
 /** "Heap", "Btree", ...; "custom" for 128..255; "?" otherwise. */
 const char *pg_rmgr_name(uint8_t rmid);
 

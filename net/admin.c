@@ -1011,30 +1011,66 @@ h_do_gc(admin *a, http_req *r, const route_args *args)
     not_yet(a, r, args, "garbage collection");
 }
 
+/* A page read that may finish on the worker pool (a deep history). */
+typedef struct getpage_wait {
+    admin *a;
+    http_req *r;
+    uint8_t page[8192];
+} getpage_wait;
+
+static void
+getpage_reply(getpage_wait *w, tarn_rc rc, const char *msg, tarn_lsn at)
+{
+    char lsnbuf[TARN_LSN_STRLEN];
+    tarn_err err;
+
+    if (rc != TARN_OK) {
+        tarn_err_set(&err, rc, "%s", msg);
+        reply_err(w->a, w->r, &err);
+        return;
+    }
+    http_req_add_header(w->r, "X-Tarn-Lsn", tarn_lsn_format(at, lsnbuf));
+    http_reply(w->r, 200, "application/octet-stream", (const char *)w->page,
+               sizeof(w->page));
+}
+
+static void
+getpage_done(void *arg, tarn_rc rc, const char *msg, tarn_lsn at)
+{
+    getpage_wait *w = arg;
+
+    getpage_reply(w, rc, msg, at);
+    free(w);
+}
+
 static void
 h_getpage(admin *a, http_req *r, const route_args *args)
 {
-    uint8_t page[8192];
-    char lsnbuf[TARN_LSN_STRLEN];
     catalog_timeline tl;
+    getpage_wait *w;
     repo_rel rel;
     uint32_t blk;
-    bool latest;
-    tarn_lsn lsn = 0, at;
+    bool latest, pending;
+    tarn_lsn lsn = 0, at = 0;
     tarn_err err;
+    tarn_rc rc;
 
     if (!query_rel(a, r, &rel) || !query_u32(a, r, "blk", &blk)
         || !query_lsn(a, r, &latest, &lsn) || !need_timeline(a, r, args, &tl))
         return;
-    if (repo_get_page(a->repo, &args->tenant, &args->timeline, &rel, blk,
-                      latest, lsn, page, &at, &err)
-        != TARN_OK) {
+    if ((w = malloc(sizeof(*w))) == NULL) {
+        tarn_err_set(&err, TARN_ENOMEM, "out of memory");
         reply_err(a, r, &err);
         return;
     }
-    http_req_add_header(r, "X-Tarn-Lsn", tarn_lsn_format(at, lsnbuf));
-    http_reply(r, 200, "application/octet-stream", (const char *)page,
-               sizeof(page));
+    w->a = a, w->r = r;
+    rc = repo_get_page_async(a->repo, &args->tenant, &args->timeline, &rel, blk,
+                             latest, lsn, w->page, &at, &pending, getpage_done,
+                             w, &err);
+    if (rc == TARN_OK && pending)
+        return; /* answered by getpage_done */
+    getpage_reply(w, rc, err.msg, at);
+    free(w);
 }
 
 static void

@@ -136,7 +136,7 @@ struct repo {
     double flush_secs;
     uint64_t image_layers, image_bytes, image_jobs;
     double image_secs;
-    uint64_t getpage_count, getpage_errors;
+    uint64_t getpage_count, getpage_errors, getpage_offloaded;
     double getpage_secs;
     uint64_t getpage_buckets[GETPAGE_BUCKETS];
     uint64_t imports, import_bytes;
@@ -1773,42 +1773,152 @@ getpage_observe(repo *r, int64_t us, bool ok)
             r->getpage_buckets[i]++;
 }
 
+/*
+ * The part of a page read that decides where the page comes from.  Sets
+ * *@p done when the page is settled without the layers (a block past the
+ * relation's end); else *@p t and *@p k name what to read.
+ */
+static tarn_rc
+getpage_locate(repo *r, const tarn_id *tenant, const tarn_id *tl,
+               const repo_rel *rel, uint32_t blk, bool latest, tarn_lsn lsn,
+               uint8_t *page, tarn_lsn *at, rtl **t, tkey *k, bool *done,
+               tarn_err *err)
+{
+    char l[TARN_LSN_STRLEN];
+    bool exists;
+    uint32_t n;
+    tarn_rc rc;
+
+    *done = false;
+    if ((rc = read_target(r, tenant, tl, latest, lsn, t, at, err)) != TARN_OK)
+        return rc;
+    if ((rc = rel_size_at(*t, rel, *at, &exists, &n, err)) != TARN_OK)
+        return rc;
+    if (!exists)
+        return tarn_err_set(err, TARN_ENOTFOUND,
+                            "relation %u/%u/%u fork %u does not exist at %s",
+                            rel->spc, rel->db, rel->rel, rel->fork,
+                            tarn_lsn_format(*at, l));
+    if (blk >= n) {
+        memset(page, 0, PG_BLCKSZ);
+        *done = true;
+        return TARN_OK;
+    }
+    *k = tkey_rel_block(rel->spc, rel->db, rel->rel, rel->fork, blk);
+    return TARN_OK;
+}
+
+/* Inside the relation but never written: a new page. */
+static tarn_rc
+getpage_unwritten(tarn_rc rc, uint8_t *page)
+{
+    if (rc != TARN_ENOTFOUND)
+        return rc;
+    memset(page, 0, PG_BLCKSZ);
+    return TARN_OK;
+}
+
 tarn_rc
 repo_get_page(repo *r, const tarn_id *tenant, const tarn_id *tl,
               const repo_rel *rel, uint32_t blk, bool latest, tarn_lsn lsn,
               uint8_t *page, tarn_lsn *at, tarn_err *err)
 {
     int64_t t0 = tarn_mono_us();
-    char l[TARN_LSN_STRLEN];
-    bool exists;
-    uint32_t n;
+    bool done;
     rtl *t;
     tkey k;
     tarn_rc rc;
 
-    if ((rc = read_target(r, tenant, tl, latest, lsn, &t, at, err)) != TARN_OK)
-        goto done;
-    if ((rc = rel_size_at(t, rel, *at, &exists, &n, err)) != TARN_OK)
-        goto done;
-    if (!exists) {
-        rc = tarn_err_set(err, TARN_ENOTFOUND,
-                          "relation %u/%u/%u fork %u does not exist at %s",
-                          rel->spc, rel->db, rel->rel, rel->fork,
-                          tarn_lsn_format(*at, l));
-        goto done;
-    }
-    if (blk >= n) {
-        memset(page, 0, PG_BLCKSZ);
-        goto done;
-    }
-    k = tkey_rel_block(rel->spc, rel->db, rel->rel, rel->fork, blk);
-    rc = tl_get_page(timeline_view(t->tl), &k, *at, page, err);
-    if (rc == TARN_ENOTFOUND) {
-        /* Inside the relation but never written: a new page. */
-        memset(page, 0, PG_BLCKSZ);
-        rc = TARN_OK;
-    }
-done:
+    rc = getpage_locate(r, tenant, tl, rel, blk, latest, lsn, page, at, &t, &k,
+                        &done, err);
+    if (rc == TARN_OK && !done)
+        rc = getpage_unwritten(
+            tl_get_page(timeline_view(t->tl), &k, *at, page, err), page);
+    getpage_observe(r, tarn_mono_us() - t0, rc == TARN_OK);
+    return rc;
+}
+
+/* A reconstruction that runs on the worker pool. */
+typedef struct page_job {
+    repo *r;
+    tl_page_read *rd;
+    uint8_t *page;
+    tarn_lsn at;
+    repo_page_fn done;
+    void *arg;
+    int64_t t0;
+    tarn_rc rc;
+    tarn_err err;
+} page_job;
+
+static void
+page_work(void *arg)
+{
+    page_job *j = arg;
+
+    j->rc = tl_page_read_finish(j->rd, j->page, &j->err);
+}
+
+static void
+page_done(void *arg)
+{
+    page_job *j = arg;
+
+    tl_page_read_free(j->rd);
+    getpage_observe(j->r, tarn_mono_us() - j->t0, j->rc == TARN_OK);
+    j->done(j->arg, j->rc, j->rc == TARN_OK ? "" : j->err.msg, j->at);
+    free(j);
+}
+
+tarn_rc
+repo_get_page_async(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                    const repo_rel *rel, uint32_t blk, bool latest,
+                    tarn_lsn lsn, uint8_t *page, tarn_lsn *at, bool *pending,
+                    repo_page_fn done, void *arg, tarn_err *err)
+{
+    int64_t t0 = tarn_mono_us();
+    tl_page_read *rd = NULL;
+    page_job *j = NULL;
+    bool settled;
+    rtl *t;
+    tkey k;
+    tarn_rc rc;
+
+    *pending = false;
+    rc = getpage_locate(r, tenant, tl, rel, blk, latest, lsn, page, at, &t, &k,
+                        &settled, err);
+    if (rc != TARN_OK || settled)
+        goto out;
+    rc = getpage_unwritten(
+        tl_page_read_start(timeline_view(t->tl), &k, *at, page, &rd, err),
+        page);
+    if (rc != TARN_OK || rd == NULL)
+        goto out; /* an error, a new page or a cache hit */
+    /* Short histories are cheaper to apply here than to hand off
+     * (tests/bench/redo measures both). */
+    if (tl_page_read_values(rd) <= (size_t)r->o.cfg->redo_inline_max
+        || r->stopping)
+        goto inline_redo;
+    if ((j = calloc(1, sizeof(*j))) == NULL
+        || tl_page_read_detach(rd, err) != TARN_OK)
+        goto inline_redo;
+    *j = (page_job){.r = r,
+                    .rd = rd,
+                    .page = page,
+                    .at = *at,
+                    .done = done,
+                    .arg = arg,
+                    .t0 = t0};
+    if (wpool_submit(r->o.pool, page_work, page_done, j) != TARN_OK)
+        goto inline_redo;
+    r->getpage_offloaded++;
+    *pending = true;
+    return TARN_OK;
+inline_redo:
+    free(j);
+    rc = tl_page_read_finish(rd, page, err);
+out:
+    tl_page_read_free(rd);
     getpage_observe(r, tarn_mono_us() - t0, rc == TARN_OK);
     return rc;
 }
@@ -2170,10 +2280,16 @@ repo_metrics(repo *r, struct evbuffer *out)
                         "# HELP tarn_getpage_errors_total get_page calls that "
                         "failed.\n"
                         "# TYPE tarn_getpage_errors_total counter\n"
-                        "tarn_getpage_errors_total %llu\n",
+                        "tarn_getpage_errors_total %llu\n"
+                        "# HELP tarn_getpage_offloaded_total get_page calls "
+                        "whose redo ran on the worker pool (more than "
+                        "redo_inline_max values).\n"
+                        "# TYPE tarn_getpage_offloaded_total counter\n"
+                        "tarn_getpage_offloaded_total %llu\n",
                         (unsigned long long)r->getpage_count, r->getpage_secs,
                         (unsigned long long)r->getpage_count,
-                        (unsigned long long)r->getpage_errors);
+                        (unsigned long long)r->getpage_errors,
+                        (unsigned long long)r->getpage_offloaded);
 }
 
 /* ---- start-up, the tick, shutdown --------------------------------------- */

@@ -177,6 +177,25 @@ tarn_rc repo_get_page(repo *r, const tarn_id *tenant, const tarn_id *tl,
                       const repo_rel *rel, uint32_t blk, bool latest,
                       tarn_lsn lsn, uint8_t *page, tarn_lsn *at, tarn_err *err);
 
+/** Answer of repo_get_page_async(): the page is filled on TARN_OK. */
+typedef void (*repo_page_fn)(void *arg, tarn_rc rc, const char *msg,
+                             tarn_lsn at);
+
+/**
+ * repo_get_page() that keeps long reconstructions off the reactor.  A page
+ * whose history has more than redo_inline_max values to apply is rebuilt
+ * on the worker pool: the call returns TARN_OK with *@p pending set, and
+ * @p done runs later on the reactor with the result.  Every other read
+ * completes here, as repo_get_page() does, and @p done is not called.
+ * While pending, @p page and @p arg must stay valid (a connection that
+ * closes keeps its request until @p done).
+ */
+tarn_rc repo_get_page_async(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                            const repo_rel *rel, uint32_t blk, bool latest,
+                            tarn_lsn lsn, uint8_t *page, tarn_lsn *at,
+                            bool *pending, repo_page_fn done, void *arg,
+                            tarn_err *err);
+
 /** Existence and size in blocks of a relation fork (same LSN rules).  A
  * missing FSM or VM fork reports size 0. */
 tarn_rc repo_rel_size(repo *r, const tarn_id *tenant, const tarn_id *tl,

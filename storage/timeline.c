@@ -489,57 +489,152 @@ ref_bytes(const vref *r, tbuf *tmp, const uint8_t **val, size_t *len,
     return TARN_OK;
 }
 
-tarn_rc
-tl_get_page(const tl_view *v, const tkey *k, tarn_lsn lsn, uint8_t *page,
-            tarn_err *err)
+/*
+ * A page read in two phases.  Collecting the history touches the layer
+ * map, which only the reactor may read; applying it (reading blobs from
+ * immutable layer files and running redo) may run anywhere once the read
+ * is detached: the values that live in memory layers are copied and the
+ * layer files referenced, so nothing the reactor changes is shared.
+ */
+struct tl_page_read {
+    vcollect c;    /* oldest value last */
+    tbuf own;      /* copies of in-memory values, once detached */
+    bool detached; /* file layers referenced, memory values copied */
+    pc_key ck;     /* where the result goes in the page cache */
+    tkey k;
+    pagecache *pc;
+    redo_stats *rs;
+};
+
+void
+tl_page_read_free(tl_page_read *rd)
 {
-    vcollect c;
+    if (rd == NULL)
+        return;
+    if (rd->detached)
+        for (size_t i = 0; i < rd->c.n; i++)
+            if (rd->c.v[i].file != NULL)
+                layer_unref(rd->c.v[i].file);
+    vcollect_free(&rd->c);
+    tbuf_free(&rd->own);
+    free(rd);
+}
+
+size_t
+tl_page_read_values(const tl_page_read *rd)
+{
+    return rd->c.n;
+}
+
+tarn_rc
+tl_page_read_start(const tl_view *v, const tkey *k, tarn_lsn lsn, uint8_t *page,
+                   tl_page_read **out, tarn_err *err)
+{
+    tl_page_read *rd;
     const tl_view *src;
-    tbuf tmp = {0};
-    pc_key ck;
     char kd[128], l[TARN_LSN_STRLEN];
     tarn_rc rc;
 
-    vcollect_init(&c);
-    if ((rc = collect(v, k, lsn, &c, &src, err)) != TARN_OK)
-        goto done;
-    if (c.n == 0) {
+    *out = NULL;
+    if ((rd = calloc(1, sizeof(*rd))) == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    vcollect_init(&rd->c);
+    rd->k = *k, rd->pc = v->pc, rd->rs = v->rs;
+    if ((rc = collect(v, k, lsn, &rd->c, &src, err)) != TARN_OK)
+        goto fail;
+    if (rd->c.n == 0) {
         rc = tarn_err_set(err, TARN_ENOTFOUND, "%s has no history at %s",
                           tkey_describe(k, kd, sizeof(kd)),
                           tarn_lsn_format(lsn, l));
-        goto done;
+        goto fail;
     }
-    if (!c.complete) {
+    if (!rd->c.complete) {
         rc = tarn_err_set(err, TARN_EPRECOND,
                           "%s at %s: its history starts with a change to an "
                           "older page that this timeline does not have "
                           "(was it created without base data?)",
                           tkey_describe(k, kd, sizeof(kd)),
                           tarn_lsn_format(lsn, l));
-        goto done;
+        goto fail;
     }
-    memset(&ck, 0, sizeof(ck));
-    ck.kind = PC_PAGE;
-    ck.id = src->cache_id;
-    ck.num = c.v[0].lsn;
-    ck.key = *k;
-    if (pagecache_get(v->pc, &ck, page))
-        goto done;
-    for (size_t i = c.n; i-- > 0;) {
+    rd->ck.kind = PC_PAGE;
+    rd->ck.id = src->cache_id;
+    rd->ck.num = rd->c.v[0].lsn;
+    rd->ck.key = *k;
+    if (pagecache_get(v->pc, &rd->ck, page)) {
+        tl_page_read_free(rd);
+        return TARN_OK;
+    }
+    *out = rd;
+    return TARN_OK;
+fail:
+    tl_page_read_free(rd);
+    return rc;
+}
+
+tarn_rc
+tl_page_read_detach(tl_page_read *rd, tarn_err *err)
+{
+    size_t total = 0, off = 0;
+
+    if (rd->detached)
+        return TARN_OK;
+    for (size_t i = 0; i < rd->c.n; i++)
+        if (rd->c.v[i].file == NULL && rd->c.v[i].mem != NULL)
+            total += rd->c.v[i].len;
+    if (total > 0 && tbuf_reserve(&rd->own, total, err) != TARN_OK)
+        return TARN_ENOMEM;
+    /* Reserved up front: the copies never move once made. */
+    for (size_t i = 0; i < rd->c.n; i++) {
+        vref *r = &rd->c.v[i];
+        if (r->file != NULL) {
+            layer_ref(r->file);
+        } else if (r->mem != NULL) {
+            memcpy(rd->own.p + off, r->mem, r->len);
+            r->mem = rd->own.p + off;
+            off += r->len;
+        }
+    }
+    rd->own.len = off;
+    rd->detached = true;
+    return TARN_OK;
+}
+
+tarn_rc
+tl_page_read_finish(tl_page_read *rd, uint8_t *page, tarn_err *err)
+{
+    tbuf tmp = {0};
+    tarn_rc rc = TARN_OK;
+
+    for (size_t i = rd->c.n; i-- > 0;) {
         const uint8_t *val;
         size_t len;
-        if ((rc = ref_bytes(&c.v[i], &tmp, &val, &len, err)) != TARN_OK)
+        if ((rc = ref_bytes(&rd->c.v[i], &tmp, &val, &len, err)) != TARN_OK)
             goto done;
-        if (i == c.n - 1 && tval_kind_of(val, len) == TVAL_PGREC)
+        if (i == rd->c.n - 1 && tval_kind_of(val, len) == TVAL_PGREC)
             memset(page, 0, PG_BLCKSZ); /* a will_init record */
-        if ((rc = redo_apply(v->rs, page, k, c.v[i].lsn, val, len, err))
+        if ((rc = redo_apply(rd->rs, page, &rd->k, rd->c.v[i].lsn, val, len,
+                             err))
             != TARN_OK)
             goto done;
     }
-    pagecache_put(v->pc, &ck, page);
+    pagecache_put(rd->pc, &rd->ck, page);
 done:
     tbuf_free(&tmp);
-    vcollect_free(&c);
+    return rc;
+}
+
+tarn_rc
+tl_get_page(const tl_view *v, const tkey *k, tarn_lsn lsn, uint8_t *page,
+            tarn_err *err)
+{
+    tl_page_read *rd;
+    tarn_rc rc = tl_page_read_start(v, k, lsn, page, &rd, err);
+
+    if (rc != TARN_OK || rd == NULL)
+        return rc;
+    rc = tl_page_read_finish(rd, page, err);
+    tl_page_read_free(rd);
     return rc;
 }
 

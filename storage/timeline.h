@@ -145,6 +145,32 @@ tarn_rc tl_get_page(const tl_view *v, const tkey *k, tarn_lsn lsn,
                     uint8_t *page, tarn_err *err);
 
 /**
+ * tl_get_page() in two phases, so that a long reconstruction can leave the
+ * reactor: tl_page_read_start() collects the key's history (reactor only)
+ * and either finds the page in the cache (TARN_OK with *@p out NULL, the
+ * page filled) or returns the read in *@p out.  tl_page_read_finish()
+ * applies it into @p page and caches the result; it runs on the reactor,
+ * or on any thread after tl_page_read_detach() (which copies the values
+ * held in memory layers and references the layer files, so the read no
+ * longer shares anything with the timeline).  Free with
+ * tl_page_read_free() in every case.  Errors as tl_get_page().
+ */
+typedef struct tl_page_read tl_page_read;
+
+tarn_rc tl_page_read_start(const tl_view *v, const tkey *k, tarn_lsn lsn,
+                           uint8_t *page, tl_page_read **out, tarn_err *err);
+
+/** The number of values the read applies (its image or base included). */
+size_t tl_page_read_values(const tl_page_read *rd);
+
+tarn_rc tl_page_read_detach(tl_page_read *rd, tarn_err *err);
+
+tarn_rc tl_page_read_finish(tl_page_read *rd, uint8_t *page, tarn_err *err);
+
+/** NULL-safe. */
+void tl_page_read_free(tl_page_read *rd);
+
+/**
  * Read a metadata value (a relation size, a directory...): the newest
  * image at or below @p lsn, without its kind byte, into @p out.
  * *found is false when there is none or it is a tombstone.

@@ -103,6 +103,12 @@ static const cfg_key keys[] = {
         1 * MB, 1 * TB, false,
         "Memory for the cache of materialized pages and layer index blocks, "
         "shared by all timelines."),
+    KEY("redo_inline_max", redo_inline_max, "storage", CFG_INT, "160", 0,
+        1000000, true,
+        "A page read whose history has at most this many values to apply "
+        "runs its redo on the reactor; a longer one runs on the worker pool, "
+        "so one deep page does not stall other requests. The default is "
+        "where redo costs as much as the handoff (tests/bench/redo)."),
     KEY("trust_consistency_images", trust_consistency_images, "storage",
         CFG_BOOL, "off", 0, 1, false,
         "Store the page images that wal_consistency_checking adds to "

@@ -37,6 +37,7 @@ typedef struct tarn_config {
     int64_t checkpoint_timeout_ms;
     int64_t image_creation_threshold;
     int64_t page_cache_size;
+    int64_t redo_inline_max;
     int64_t trust_consistency_images; /**< bool */
     int64_t wait_lsn_timeout_ms;
     char *pg_bin_dir;

@@ -19,6 +19,10 @@
  * 2. Reconstruction: for pages with an image followed by at least 100
  *    records, the time to rebuild the page from the image plus 1, 10 and
  *    100 of them (p50 and p99 over those pages).
+ * 3. Handoff: the round trip of an empty job from a libevent reactor to
+ *    the worker pool and back (what a read pays to run its redo off the
+ *    reactor), and the number of heap records whose redo costs as much:
+ *    the basis of redo_inline_max.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "server/core/wpool.h"
 #include "storage/key.h"
 #include "storage/pg/pgdefs.h"
 #include "storage/pg/walrec.h"
@@ -215,6 +223,30 @@ read_wal(const char *dir, tarn_lsn start, tarn_lsn end)
     free(buf);
 }
 
+/* One handoff: submitted at t0, done on the reactor. */
+typedef struct handoff {
+    struct event_base *base;
+    int64_t t0, spent;
+} handoff;
+
+static void
+handoff_work(void *arg)
+{
+    (void)arg;
+}
+
+static void
+handoff_done(void *arg)
+{
+    handoff *h = arg;
+
+    h->spent = now_ns() - h->t0;
+    event_base_loopbreak(h->base);
+}
+
+/* p50 of an empty job's round trip through the worker pool, in ns. */
+static int64_t measure_handoff(int threads, int n, int64_t *p99);
+
 static int
 cmp_i64(const void *a, const void *b)
 {
@@ -223,6 +255,37 @@ cmp_i64(const void *a, const void *b)
 }
 
 static redo_stats st;
+
+static int64_t
+measure_handoff(int threads, int n, int64_t *p99)
+{
+    struct event_base *base;
+    wpool *pool;
+    tarn_err err;
+    int64_t *lat = malloc(sizeof(int64_t) * (size_t)n), p50;
+    handoff h;
+
+    if (lat == NULL || evthread_use_pthreads() != 0
+        || (base = event_base_new()) == NULL)
+        die("cannot set up a reactor");
+    if (wpool_create(base, threads, &pool, &err) != TARN_OK)
+        die(err.msg);
+    h.base = base;
+    for (int i = 0; i < n; i++) {
+        h.t0 = now_ns();
+        if (wpool_submit(pool, handoff_work, handoff_done, &h) != TARN_OK)
+            die("wpool_submit failed");
+        event_base_dispatch(base);
+        lat[i] = h.spent;
+    }
+    wpool_destroy(pool);
+    event_base_free(base);
+    qsort(lat, (size_t)n, sizeof(int64_t), cmp_i64);
+    p50 = lat[n / 2];
+    *p99 = lat[n * 99 / 100];
+    free(lat);
+    return p50;
+}
 
 static tarn_rc
 apply_op(const op *o, tarn_err *err)
@@ -240,6 +303,7 @@ main(int argc, char **argv)
     size_t counted[K_N] = {0}, failed[K_N] = {0};
     int64_t timer = INT64_MAX;
     double rate[K_N][32];
+    double per_record = 0;
 
     if (argc < 4 || rounds < 1 || rounds > 32) {
         fprintf(stderr, "usage: redo PG_WAL_DIR START_LSN END_LSN [ROUNDS]\n");
@@ -350,6 +414,7 @@ main(int argc, char **argv)
                 starts[ns++] = i;
         }
         for (int di = 0; di < 3; di++) {
+            int64_t p50;
             int64_t *lat = malloc(sizeof(int64_t) * (ns ? ns : 1) * 5);
             size_t nl = 0;
             for (size_t s = 0; s < ns; s++)
@@ -364,6 +429,9 @@ main(int argc, char **argv)
                     lat[nl++] = now_ns() - t0 - timer;
                 }
             qsort(lat, nl, sizeof(int64_t), cmp_i64);
+            p50 = nl > 0 ? lat[nl / 2] : 0;
+            if (depths[di] == 100)
+                per_record = p50 / 100.0;
             if (nl > 0)
                 printf("reconstruct image + %3d heap records: p50 %7.2f us, "
                        "p99 %7.2f us (%zu pages x 5)\n",
@@ -376,6 +444,18 @@ main(int argc, char **argv)
         }
         free(next);
         free(last);
+    }
+
+    /* What leaving the reactor costs. */
+    {
+        int64_t p99, p50 = measure_handoff(2, 20000, &p99);
+        printf("handoff to the worker pool and back: p50 %.2f us, p99 %.2f "
+               "us (20000 empty jobs, 2 workers)\n",
+               p50 / 1e3, p99 / 1e3);
+        if (per_record > 0)
+            printf("heap redo: %.3f us per record (image + 100, p50): a "
+                   "handoff costs as much as %.0f records\n",
+                   per_record / 1e3, p50 / per_record);
     }
     return 0;
 }

@@ -7,13 +7,47 @@ prove tarn's pages exact: against the images PostgreSQL logged
 import collections
 import http.client
 import json
+import struct
+import subprocess
 
 import pgmask
 import pgwal
-from conftest import wait_until
+from conftest import BUILD, wait_until
 from pg import lsn, lsn_str
 from pgcompare import (FIRST_NORMAL_OID, fork_file_blocks, sequence_log_ahead,
                        spgist_meta_cache_only, vm_bits_cut_as_hole)
+
+
+REDOCHECK = BUILD / "tests" / "tools" / "redocheck"
+DUMP_HDR = struct.Struct("<IIIBIBQ")
+
+
+def redocheck(waldir, start, end, *args, timeout=3600):
+    """Run tests/tools/redocheck (the C oracle: every record replayed with
+    tarn's redo, every logged image checked) over @waldir's WAL in
+    [@start, @end).  Returns (summary dict from its --json line, its
+    stdout, its exit status); fails the test on a usage or WAL error."""
+    p = subprocess.run([str(REDOCHECK), "--json", *args, str(waldir),
+                        lsn_str(start), lsn_str(end)], capture_output=True,
+                       text=True, timeout=timeout)
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode in (0, 1) and lines and lines[-1].startswith("{"), \
+        f"redocheck failed ({p.returncode}): {p.stderr}{p.stdout[-2000:]}"
+    return json.loads(lines[-1]), p.stdout, p.returncode
+
+
+def read_dump(path):
+    """The pages redocheck --dump wrote: yields ((spc, db, rel, fork, blk),
+    rmid, lsn, page)."""
+    with open(path, "rb") as f:
+        while True:
+            hdr = f.read(DUMP_HDR.size)
+            if not hdr:
+                return
+            spc, db, rel, fork, blk, rmid, at = DUMP_HDR.unpack(hdr)
+            page = f.read(pgmask.BLCKSZ)
+            assert len(page) == pgmask.BLCKSZ, "truncated redocheck dump"
+            yield (spc, db, rel, fork, blk), rmid, at, page
 
 
 def adopt_new_compute(t, c):

@@ -92,6 +92,7 @@ tarn_rc
 scram_verifier_parse(const char *s, scram_verifier *out, tarn_err *err)
 {
     const char *p, *colon, *dollar, *colon2;
+    uint8_t key[SCRAM_KEY_LEN + 8];
     char *end;
     long iter;
     size_t n;
@@ -118,34 +119,50 @@ scram_verifier_parse(const char *s, scram_verifier *out, tarn_err *err)
                     sizeof(out->salt), &out->salt_len))
         return tarn_err_set(err, TARN_EINVAL,
                             "bad salt in the SCRAM verifier (base64)");
-    if (!b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), out->stored_key,
-                    SCRAM_KEY_LEN + 2, &n)
+    /* Decoding writes whole groups of three: go through a roomier buffer. */
+    if (!b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), key, sizeof(key),
+                    &n)
         || n != SCRAM_KEY_LEN)
         return tarn_err_set(err, TARN_EINVAL,
                             "bad StoredKey in the SCRAM verifier");
-    if (!b64_decode(colon2 + 1, strlen(colon2 + 1), out->server_key,
-                    SCRAM_KEY_LEN + 2, &n)
+    memcpy(out->stored_key, key, SCRAM_KEY_LEN);
+    if (!b64_decode(colon2 + 1, strlen(colon2 + 1), key, sizeof(key), &n)
         || n != SCRAM_KEY_LEN)
         return tarn_err_set(err, TARN_EINVAL,
                             "bad ServerKey in the SCRAM verifier");
+    memcpy(out->server_key, key, SCRAM_KEY_LEN);
     return TARN_OK;
+}
+
+tarn_rc
+scram_verifier_derive(const char *password, const uint8_t *salt,
+                      size_t salt_len, int iterations, scram_verifier *out,
+                      tarn_err *err)
+{
+    uint8_t ck[SCRAM_KEY_LEN];
+    tarn_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    if (salt_len > SCRAM_SALT_MAX || iterations < 1)
+        return tarn_err_set(err, TARN_EINVAL, "bad SCRAM salt or count");
+    out->iterations = iterations;
+    out->salt_len = salt_len;
+    memcpy(out->salt, salt, salt_len);
+    rc = derive(password, salt, salt_len, iterations, ck, out, err);
+    OPENSSL_cleanse(ck, sizeof(ck));
+    return rc;
 }
 
 tarn_rc
 scram_verifier_from_password(const char *password, int iterations,
                              scram_verifier *out, tarn_err *err)
 {
-    uint8_t ck[SCRAM_KEY_LEN];
-    tarn_rc rc;
+    uint8_t salt[16];
 
-    memset(out, 0, sizeof(*out));
-    out->iterations = iterations;
-    out->salt_len = 16;
-    if (RAND_bytes(out->salt, (int)out->salt_len) != 1)
+    if (RAND_bytes(salt, (int)sizeof(salt)) != 1)
         return tarn_err_set(err, TARN_EIO, "no random bytes for a salt");
-    rc = derive(password, out->salt, out->salt_len, iterations, ck, out, err);
-    OPENSSL_cleanse(ck, sizeof(ck));
-    return rc;
+    return scram_verifier_derive(password, salt, sizeof(salt), iterations, out,
+                                 err);
 }
 
 tarn_rc

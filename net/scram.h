@@ -40,6 +40,11 @@ typedef struct scram_verifier {
  */
 tarn_rc scram_verifier_parse(const char *s, scram_verifier *out, tarn_err *err);
 
+/** Derive the verifier of @p password for a given salt and count. */
+tarn_rc scram_verifier_derive(const char *password, const uint8_t *salt,
+                              size_t salt_len, int iterations,
+                              scram_verifier *out, tarn_err *err);
+
 /** Derive a verifier from a password with a fresh random salt. */
 tarn_rc scram_verifier_from_password(const char *password, int iterations,
                                      scram_verifier *out, tarn_err *err);

@@ -822,7 +822,8 @@ conn_process(pconn *c)
             return;
         evbuffer_drain(in, f.total);
     }
-    schedule_resume(c);
+    if (c->state < PC_LINGER)
+        schedule_resume(c);
 }
 
 static void

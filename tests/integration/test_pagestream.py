@@ -7,6 +7,7 @@ and bad bytes that must not hurt tarnd or its other clients.
 One tarnd and one compute (imported, attached) serve the whole module.
 """
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -203,6 +204,34 @@ def test_scram_verifier_setting(make_tarnd):
     # Trust is gone: no password at all fails too.
     with pytest.raises(ServerError):
         PgConn(t.page_port).startup(password="")
+
+
+def logs_in(t, password):
+    try:
+        PgConn(t.page_port).startup(password=password)
+        return True
+    except ServerError:
+        return False
+
+
+def test_sighup_changes_page_auth(make_tarnd, tmp_path):
+    conf = tmp_path / "tarnd.conf"
+    conf.write_text("page_auth = alpha-pw-1\n")
+    t = make_tarnd(config=conf)
+    assert logs_in(t, "alpha-pw-1") and not logs_in(t, "beta-pw-2")
+    conf.write_text(f"page_auth = {scram_verifier('beta-pw-2')}\n")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: logs_in(t, "beta-pw-2"), why=t.log_text)
+    assert not logs_in(t, "alpha-pw-1")
+    # A bad value is refused and the running one kept.
+    conf.write_text("page_auth = SCRAM-SHA-256$1:x$y:z\n")
+    t.proc.send_signal(signal.SIGHUP)
+    t.wait_log("page_auth: bad salt")
+    assert logs_in(t, "beta-pw-2")
+    conf.write_text("")
+    t.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: logs_in(t, None), why=t.log_text)
+    assert "alpha-pw-1" not in t.log_text()  # secrets are never logged
 
 
 def test_bad_page_auth_and_port_in_use(make_tarnd, env):

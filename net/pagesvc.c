@@ -101,6 +101,7 @@ typedef struct pagesvc_stats {
     uint64_t requests[PS_REQ_NTYPES], req_errors[PS_REQ_NTYPES];
     uint64_t queries, protocol_errors, auth_ok, auth_failed;
     uint64_t lsn_waits, lsn_timeouts, streams;
+    uint64_t yields; /* wakeups that ended with messages still buffered */
     uint64_t resp_bytes;
 } pagesvc_stats;
 
@@ -822,8 +823,10 @@ conn_process(pconn *c)
             return;
         evbuffer_drain(in, f.total);
     }
-    if (c->state < PC_LINGER)
+    if (c->state < PC_LINGER) {
+        c->svc->st.yields++;
         schedule_resume(c);
+    }
 }
 
 static void
@@ -1173,6 +1176,10 @@ pagesvc_metrics(const pagesvc *s, struct evbuffer *out)
         "# TYPE tarn_page_lsn_waits_total counter\n"
         "tarn_page_lsn_waits_total{result=\"waited\"} %llu\n"
         "tarn_page_lsn_waits_total{result=\"timeout\"} %llu\n"
+        "# HELP tarn_page_yields_total Times a connection gave the reactor "
+        "back with messages still buffered (at most 64 per wakeup).\n"
+        "# TYPE tarn_page_yields_total counter\n"
+        "tarn_page_yields_total %llu\n"
         "# HELP tarn_page_response_bytes_total Bytes of pagestream "
         "responses.\n"
         "# TYPE tarn_page_response_bytes_total counter\n"
@@ -1183,7 +1190,7 @@ pagesvc_metrics(const pagesvc *s, struct evbuffer *out)
         (unsigned long long)st->streams,
         (unsigned long long)st->protocol_errors,
         (unsigned long long)st->lsn_waits, (unsigned long long)st->lsn_timeouts,
-        (unsigned long long)st->resp_bytes);
+        (unsigned long long)st->yields, (unsigned long long)st->resp_bytes);
     evbuffer_add_printf(out,
                         "# HELP tarn_page_requests_total pagestream requests "
                         "by type.\n"

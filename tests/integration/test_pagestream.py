@@ -456,6 +456,43 @@ def test_slow_reader_does_not_block_others(env):
     sender.join()
 
 
+def test_pipelined_flood_shares_the_reactor(env):
+    """100,000 pipelined Nblocks requests (small answers, so backpressure
+    does not pause them) on one connection are processed 64 per wakeup,
+    and another connection is answered meanwhile."""
+    flood = stream(env, 3)
+    n = 100000
+    one = flood.request_bytes(NBLOCKS, reqid=1, nms=env.lsn, rel=env.main)
+    want = n * (5 + 42)
+    got = [0]
+    yields0 = metric(env.t, "tarn_page_yields_total")
+
+    def reader():
+        while got[0] < want:
+            c = flood.sock.recv(1 << 20)
+            assert c
+            got[0] += len(c)
+
+    fast = stream(env, 3)
+    rd = threading.Thread(target=reader)
+    rd.start()
+    sender = threading.Thread(target=flood.send, args=(one * n,))
+    sender.start()
+    lat = []
+    while got[0] < want and len(lat) < 10000:
+        t0 = time.monotonic()
+        assert call_ok(fast, env)
+        lat.append(time.monotonic() - t0)
+    sender.join()
+    rd.join()
+    assert got[0] == want
+    yields = metric(env.t, "tarn_page_yields_total") - yields0
+    print(f"flood of {n}: {yields:.0f} yields; {len(lat)} other requests "
+          f"meanwhile, slowest {max(lat) * 1000:.1f} ms")
+    assert yields >= n / 64 / 4
+    assert max(lat) < 2.0
+
+
 def test_many_connections_interleaved(env):
     conns = [stream(env, 3 if i % 2 else 2) for i in range(8)]
     for c in conns:

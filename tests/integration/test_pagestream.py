@@ -25,7 +25,7 @@ from pg import PG_BIN, Compute, lsn
 from pgcompare import FIRST_NORMAL_OID, list_relations
 from tarnpages import adopt_new_compute, compare_files
 
-WAIT_LSN_TIMEOUT = 5
+WAIT_LSN_TIMEOUT = 10
 
 
 class Env:

@@ -30,6 +30,7 @@
 #include "catalog/catalog.h"
 #include "net/admin.h"
 #include "net/http.h"
+#include "net/pagesvc.h"
 #include "net/walsvc.h"
 #include "server/core/config.h"
 #include "server/core/log.h"
@@ -56,6 +57,7 @@ struct tarn_server {
     walsvc *wal;
     admin *admin;
     http_server *http;
+    pagesvc *page;
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *stop_timer;
     bool stopping;
@@ -118,6 +120,8 @@ server_metrics(struct evbuffer *out, void *arg)
         (unsigned long long)hs.protocol_errors, resident_bytes());
     walsvc_metrics(s->wal, out);
     repo_metrics(s->repo, out);
+    if (s->page != NULL)
+        pagesvc_metrics(s->page, out);
 }
 
 /* ---- wiring the WAL service and the page server ------------------------ */
@@ -167,10 +171,20 @@ hook_wal_flushed(void *arg, const tarn_id *tenant, const tarn_id *tl,
 }
 
 static void
+hook_lsn_advanced(void *arg, const tarn_id *tenant, const tarn_id *tl,
+                  tarn_lsn last)
+{
+    tarn_server *s = arg;
+
+    if (s->page != NULL)
+        pagesvc_lsn_advanced(s->page, tenant, tl, last);
+}
+
+static void
 on_stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     tarn_server *s = arg;
-    int conns = http_server_open_conns(s->http);
+    int conns = http_server_open_conns(s->http) + pagesvc_open_conns(s->page);
     size_t jobs = wpool_inflight(s->pool);
 
     (void)fd;
@@ -203,8 +217,11 @@ begin_stop(tarn_server *s, const char *why)
     tlog_info(s->log, NULL,
               "%s: stopping (no new requests; finishing %d connection(s), "
               "%zu job(s))",
-              why, http_server_open_conns(s->http), wpool_inflight(s->pool));
+              why,
+              http_server_open_conns(s->http) + pagesvc_open_conns(s->page),
+              wpool_inflight(s->pool));
     http_server_shutdown(s->http);
+    pagesvc_shutdown(s->page);
     walsvc_stop(s->wal);
     repo_stop(s->repo);
     wpool_close(s->pool);
@@ -261,6 +278,8 @@ reload(tarn_server *s)
     tlog_set_level(s->log, (tlog_level)s->cfg.log_level);
     admin_set_token(s->admin, s->cfg.http_auth_token, &err);
     http_server_set_idle_timeout(s->http, s->cfg.http_idle_timeout_ms);
+    if (pagesvc_set_auth(s->page, s->cfg.page_auth, &err) != TARN_OK)
+        tlog_error(s->log, NULL, "reload: %s (keeping the old one)", err.msg);
 }
 
 static void
@@ -342,6 +361,7 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
         ro.hooks.wal_read = hook_wal_read;
         ro.hooks.wal_trim = hook_wal_trim;
         ro.hooks.wal_adopt = hook_wal_adopt;
+        ro.hooks.lsn_advanced = hook_lsn_advanced;
         if ((rc = repo_create(&ro, &s->repo, err)) != TARN_OK) {
             tarn_err_prefix(err, "page server: ");
             goto fail;
@@ -384,6 +404,17 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
     ho.on_reply = admin_on_reply;
     if ((rc = http_server_create(s->base, &ho, &s->http, err)) != TARN_OK)
         goto fail;
+    {
+        pagesvc_opts po = {0};
+        po.base = s->base;
+        po.listen = s->cfg.page_listen;
+        po.repo = s->repo;
+        po.log = s->log;
+        po.cfg = &s->cfg;
+        po.auth = s->cfg.page_auth;
+        if ((rc = pagesvc_create(&po, &s->page, err)) != TARN_OK)
+            goto fail;
+    }
 
     s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -406,8 +437,11 @@ int
 server_run(tarn_server *s)
 {
     tlog_info(s->log, NULL,
-              "ready: admin API on http://%s, %d worker thread(s)",
-              s->cfg.http_listen, (int)s->cfg.worker_threads);
+              "ready: admin API on http://%s, page service on %s (%s), %d "
+              "worker thread(s)",
+              s->cfg.http_listen, s->cfg.page_listen,
+              s->cfg.page_auth[0] ? "SCRAM-SHA-256" : "trust",
+              (int)s->cfg.worker_threads);
     if (event_base_dispatch(s->base) < 0) {
         tlog_error(s->log, NULL, "event loop failed");
         return 1;
@@ -425,6 +459,8 @@ server_destroy(tarn_server *s)
     wpool_destroy(s->pool);
     walsvc_destroy(s->wal);
     s->wal = NULL;
+    pagesvc_destroy(s->page);
+    s->page = NULL;
     repo_destroy(s->repo);
     s->repo = NULL;
     http_server_destroy(s->http);

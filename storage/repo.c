@@ -444,17 +444,13 @@ ingest_start(rtl *t, tarn_err *err)
 }
 
 static void
-on_ingest(evutil_socket_t fd, short what, void *arg)
+ingest_slice(rtl *t)
 {
-    rtl *t = arg;
     repo *r = t->r;
     size_t budget = SLICE_BYTES;
     tarn_err err;
     tarn_rc rc;
 
-    (void)fd;
-    (void)what;
-    t->ingest_scheduled = false;
     if (r->stopping || t->deleted || t->ingest_failed || t->broken)
         return;
     if (t->ing == NULL && (rc = ingest_start(t, &err)) != TARN_OK) {
@@ -483,6 +479,26 @@ on_ingest(evutil_socket_t fd, short what, void *arg)
     }
     if (t->ingest_pos < t->wal_upto)
         schedule_ingest(t);
+}
+
+/*
+ * One slice of ingest; then, if last_record_lsn moved, tell the page
+ * service, whose requests may be waiting for it.
+ */
+static void
+on_ingest(evutil_socket_t fd, short what, void *arg)
+{
+    rtl *t = arg;
+    tarn_lsn before = timeline_last_record_lsn(t->tl), after;
+
+    (void)fd;
+    (void)what;
+    t->ingest_scheduled = false;
+    ingest_slice(t);
+    after = timeline_last_record_lsn(t->tl);
+    if (after != before && t->r->o.hooks.lsn_advanced != NULL)
+        t->r->o.hooks.lsn_advanced(t->r->o.hooks.arg, &t->tenant, &t->id,
+                                   after);
 }
 
 static void
@@ -1815,6 +1831,19 @@ getpage_unwritten(tarn_rc rc, uint8_t *page)
     if (rc != TARN_ENOTFOUND)
         return rc;
     memset(page, 0, PG_BLCKSZ);
+    return TARN_OK;
+}
+
+tarn_rc
+repo_timeline_lsns(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                   tarn_lsn *last, tarn_lsn *start)
+{
+    rtl *t = find(r, tenant, tl);
+
+    if (t == NULL)
+        return TARN_ENOTFOUND;
+    *last = timeline_last_record_lsn(t->tl);
+    *start = t->start_lsn;
     return TARN_OK;
 }
 

@@ -44,6 +44,9 @@ typedef struct repo_hooks {
     /** A timeline got WAL on disk (import): start serving it. */
     tarn_rc (*wal_adopt)(void *arg, const tarn_id *tenant, const tarn_id *tl,
                          tarn_err *err);
+    /** Ingest moved a timeline's last_record_lsn to @p last (may be NULL). */
+    void (*lsn_advanced)(void *arg, const tarn_id *tenant, const tarn_id *tl,
+                         tarn_lsn last);
 } repo_hooks;
 
 typedef struct repo_opts {
@@ -161,6 +164,13 @@ void repo_timeline_info(repo *r, const tarn_id *tenant, const tarn_id *tl,
                         repo_tl_info *out);
 
 /* ---- reads -------------------------------------------------------------- */
+
+/**
+ * A timeline's last_record_lsn and start LSN, cheaply (per page request).
+ * @return TARN_OK; TARN_ENOTFOUND for an unknown timeline (no message).
+ */
+tarn_rc repo_timeline_lsns(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                           tarn_lsn *last, tarn_lsn *start);
 
 /**
  * The page of @p rel block @p blk at @p lsn (or at last_record_lsn when

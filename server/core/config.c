@@ -58,7 +58,17 @@ static const cfg_key keys[] = {
         "An HTTP connection idle (or sending a request) for this long is "
         "closed."),
     KEY("page_listen", page_listen, "pageservice", CFG_ADDR, "127.0.0.1:6400",
-        0, 0, false, "host:port of the page service (Postgres wire protocol)."),
+        0, 0, false,
+        "host:port of the page service (PostgreSQL wire protocol: "
+        "pagestream for computes and tools)."),
+    SECRET("page_auth", page_auth, "pageservice", CFG_STRING, "", true,
+           "Password of the page service. Empty means trust (any user, no "
+           "password). Otherwise clients must log in with SCRAM-SHA-256 (any "
+           "user name): give the password itself, or a SCRAM verifier as "
+           "PostgreSQL stores it in pg_authid "
+           "('SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>'), "
+           "so the password need not be in this file. SIGHUP applies it to "
+           "new connections."),
     KEY("log_level", log_level, "log", CFG_LOGLEVEL, "info", 0, 0, true,
         "error, warn, info or debug."),
     KEY("log_file", log_file, "log", CFG_PATH, "", 0, 0, true,

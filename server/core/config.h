@@ -21,6 +21,7 @@ typedef struct tarn_config {
     char *data_dir;
     char *http_listen;
     char *page_listen;
+    char *page_auth;
     char *http_auth_token;
     int64_t http_max_connections;
     int64_t http_idle_timeout_ms;

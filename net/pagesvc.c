@@ -10,7 +10,10 @@
  * wait for WAL leaves its message in the buffer: the connection parks
  * until ingest moves last_record_lsn (pagesvc_lsn_advanced) or its
  * deadline passes, and then frames the same message again.  That keeps
- * responses in request order without a queue.
+ * responses in request order without a queue.  A GetPage whose redo went
+ * to the worker pool (repo_get_page_async, past redo_inline_max values)
+ * parks the same way until the page is back; its message is then framed
+ * again and answered from the finished read.
  *
  * Fairness and memory: one wakeup handles at most MSGS_PER_WAKEUP
  * messages, then continues from a zero-timeout timer, which libevent runs
@@ -85,6 +88,12 @@ struct pconn {
     int version; /* pagestream protocol: 2 or 3 */
     tarn_id tenant, tl;
     bool waiting; /* the head request waits for WAL */
+    /* The head GetPage's redo runs on a worker (pending), or has finished
+     * (ready) with redo_rc and, on error, redo_msg. */
+    bool redo_pending, redo_ready;
+    tarn_rc redo_rc;
+    char *redo_msg;
+    uint8_t *redo_page; /* PS_BLCKSZ, allocated at the first offload */
     int64_t wait_deadline_us;
     bool out_blocked;  /* reading stopped: the client is not reading */
     bool skip_to_sync; /* extended protocol: an error, until Sync */
@@ -120,7 +129,6 @@ struct pagesvc {
     uint64_t next_id;
     char addr[300];
     pagesvc_stats st;
-    uint8_t page[PS_BLCKSZ];
     uint8_t slru[PS_SLRU_MAX_PAGES * PS_BLCKSZ];
 };
 
@@ -555,7 +563,71 @@ put_read_error(pconn *c, const ps_req *rq, const tarn_err *err)
     put_error(c, rq, msg);
 }
 
+static void conn_process(pconn *c);
+
+/* A GetPage's redo came back from the worker pool. */
 static void
+on_page_done(void *arg, tarn_rc rc, const char *msg, tarn_lsn at)
+{
+    pconn *c = arg;
+
+    (void)at;
+    c->redo_pending = false;
+    if (c->state == PC_CLOSED) { /* the reaper waited for this */
+        event_active(c->svc->reaper, EV_READ, 0);
+        return;
+    }
+    c->redo_ready = true;
+    c->redo_rc = rc;
+    if (rc != TARN_OK) {
+        free(c->redo_msg);
+        c->redo_msg = strdup(msg);
+    }
+    conn_process(c);
+}
+
+/* GetPage: inline, or parked while a worker rebuilds the page. */
+static msg_result
+serve_getpage(pconn *c, const ps_req *rq, const repo_rel *rel, tarn_lsn at)
+{
+    pagesvc *s = c->svc;
+    ps_resp rs = {.tag = PS_RESP_GETPAGE};
+    tarn_lsn got;
+    tarn_err err;
+    bool pending;
+
+    if (c->redo_ready) {
+        c->redo_ready = false;
+        if (c->redo_rc != TARN_OK) {
+            tarn_err_set(&err, c->redo_rc, "%s",
+                         c->redo_msg != NULL ? c->redo_msg : "redo failed");
+            put_read_error(c, rq, &err);
+        } else {
+            put_response(c, rq, &rs, c->redo_page);
+        }
+        return MSG_DONE;
+    }
+    if (c->redo_page == NULL && (c->redo_page = malloc(PS_BLCKSZ)) == NULL) {
+        tarn_err_set(&err, TARN_ENOMEM, "out of memory");
+        put_read_error(c, rq, &err);
+        return MSG_DONE;
+    }
+    if (repo_get_page_async(s->repo, &c->tenant, &c->tl, rel, rq->blkno, false,
+                            at, c->redo_page, &got, &pending, on_page_done, c,
+                            &err)
+        != TARN_OK) {
+        put_read_error(c, rq, &err);
+        return MSG_DONE;
+    }
+    if (pending) {
+        c->redo_pending = true;
+        return MSG_WAIT;
+    }
+    put_response(c, rq, &rs, c->redo_page);
+    return MSG_DONE;
+}
+
+static msg_result
 serve_request(pconn *c, const ps_req *rq, tarn_lsn at)
 {
     pagesvc *s = c->svc;
@@ -573,11 +645,11 @@ serve_request(pconn *c, const ps_req *rq, tarn_lsn at)
             snprintf(msg, sizeof(msg), "Bad request: invalid fork number %u",
                      rq->fork);
             put_error(c, rq, msg);
-            return;
+            return MSG_DONE;
         }
         if (rq->rel == 0) {
             put_error(c, rq, "Bad request: invalid relation number 0");
-            return;
+            return MSG_DONE;
         }
     }
     switch (rq->tag) {
@@ -587,7 +659,7 @@ serve_request(pconn *c, const ps_req *rq, tarn_lsn at)
                           &n, &got, &err)
             != TARN_OK) {
             put_read_error(c, rq, &err);
-            return;
+            return MSG_DONE;
         }
         if (rq->tag == PS_REQ_EXISTS) {
             rs.tag = PS_RESP_EXISTS;
@@ -599,38 +671,30 @@ serve_request(pconn *c, const ps_req *rq, tarn_lsn at)
                      rq->spc, rq->db, rq->rel, rq->fork,
                      tarn_lsn_format(at, l));
             put_error(c, rq, msg);
-            return;
+            return MSG_DONE;
         } else {
             rs.tag = PS_RESP_NBLOCKS;
             rs.nblocks = exists ? n : 0;
         }
         put_response(c, rq, &rs, NULL);
-        return;
+        return MSG_DONE;
     case PS_REQ_GETPAGE:
-        if (repo_get_page(s->repo, &c->tenant, &c->tl, &rel, rq->blkno, false,
-                          at, s->page, &got, &err)
-            != TARN_OK) {
-            put_read_error(c, rq, &err);
-            return;
-        }
-        rs.tag = PS_RESP_GETPAGE;
-        put_response(c, rq, &rs, s->page);
-        return;
+        return serve_getpage(c, rq, &rel, at);
     case PS_REQ_DBSIZE:
         if (repo_db_size(s->repo, &c->tenant, &c->tl, DEFAULT_SPC, rq->dboid,
                          false, at, &bytes, &got, &err)
             != TARN_OK) {
             put_read_error(c, rq, &err);
-            return;
+            return MSG_DONE;
         }
         rs.tag = PS_RESP_DBSIZE;
         rs.db_size = (int64_t)bytes;
         put_response(c, rq, &rs, NULL);
-        return;
+        return MSG_DONE;
     default: /* PS_REQ_SLRU */
         if (rq->kind > 2) {
             put_error(c, rq, "Bad request: invalid SLRU kind");
-            return;
+            return MSG_DONE;
         }
         for (n = 0; n < PS_SLRU_MAX_PAGES; n++) {
             tarn_rc rc = repo_get_slru_page(
@@ -640,13 +704,13 @@ serve_request(pconn *c, const ps_req *rq, tarn_lsn at)
                 break; /* the segment's end */
             if (rc != TARN_OK) {
                 put_read_error(c, rq, &err);
-                return;
+                return MSG_DONE;
             }
         }
         rs.tag = PS_RESP_SLRU;
         rs.nblocks = n;
         put_response(c, rq, &rs, s->slru);
-        return;
+        return MSG_DONE;
     }
 }
 
@@ -674,7 +738,7 @@ on_stream_request(pconn *c, const uint8_t *body, size_t len)
         conn_fatal(c, PGW_SQLSTATE_INTERNAL, "the timeline was deleted");
         return MSG_DONE;
     }
-    if (!c->waiting)
+    if (!c->waiting && !c->redo_ready)
         s->st.requests[rq.tag]++;
     if (rq.request_lsn == 0) {
         put_error(c, &rq, "Bad request: invalid LSN(0) in request");
@@ -714,8 +778,7 @@ on_stream_request(pconn *c, const uint8_t *body, size_t len)
         return MSG_DONE;
     }
     c->waiting = false;
-    serve_request(c, &rq, rq.request_lsn < last ? rq.request_lsn : last);
-    return MSG_DONE;
+    return serve_request(c, &rq, rq.request_lsn < last ? rq.request_lsn : last);
 }
 
 static msg_result
@@ -789,6 +852,8 @@ conn_process(pconn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
+    if (c->redo_pending)
+        return; /* on_page_done continues */
     for (int n = 0; n < MSGS_PER_WAKEUP; n++) {
         size_t avail = evbuffer_get_length(in);
         const uint8_t *p;
@@ -906,12 +971,19 @@ on_reap(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    while ((c = TAILQ_FIRST(&s->dead)) != NULL) {
+    pconn *next;
+
+    for (c = TAILQ_FIRST(&s->dead); c != NULL; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->redo_pending)
+            continue; /* a worker writes its page; freed after */
         TAILQ_REMOVE(&s->dead, c, link);
         bufferevent_free(c->bev);
         event_free(c->resume);
         free(c->stmt);
         free(c->scram);
+        free(c->redo_msg);
+        free(c->redo_page);
         free(c);
     }
 }

@@ -37,7 +37,7 @@ import pgmask
 import pgwal
 from conftest import Tarnd, assert_clean_exit
 from pg import PG_BIN, Compute
-from pgcompare import insert_lsn
+from pgcompare import insert_lsn, list_relations
 from tarnpages import (PageReader, adopt_new_compute, read_dump, redocheck,
                        stop_and_ingest)
 
@@ -105,6 +105,9 @@ def run(tmp_path_factory):
                           if "tests passed" in x or "tests failed" in x), "")
         print(f"\npg_regress ({time.time() - t0:.0f} s): {r.summary.strip()}")
         mid = insert_lsn(c)
+        # Relations that still exist (redocheck's pages include dropped
+        # ones, which tarnd rightly answers 404).
+        r.live = {rel["rnode"] for rel in list_relations(c)[0]}
         r.final = stop_and_ingest(t, c, r.tenant, r.tl, mid, timeout=900)
         r.reader = PageReader(t, r.tenant, r.tl)
         r.dump = tmp / "redocheck.pages"
@@ -124,10 +127,11 @@ def test_redo_of_every_record_equals_its_image(run):
     bad = {n: s for n, s in rm.items() if s["mismatches"] or s["errors"]
            or (n in NATIVE and s["unsupported"])}
     assert rc == 0 and not bad, bad
-    for name in ("Heap", "Heap2", "Btree"):
-        assert rm[name]["checked"] > 100000, rm
-    for name in ("Hash", "Sequence"):
-        assert rm[name]["checked"] > 100, rm
+    assert rm["Heap"]["checked"] > 100000, rm
+    assert rm["Btree"]["checked"] > 100000, rm
+    assert rm["Heap2"]["checked"] > 10000, rm
+    assert rm["Hash"]["checked"] > 10000, rm
+    assert rm["Sequence"]["checked"] > 100, rm
     run.checked = True
 
 
@@ -136,11 +140,14 @@ def test_tarnd_serves_the_same_pages(run):
     d = run.tarnd.timeline(run.tenant, run.tl)
     assert d["storage"]["ingest"] == "idle", d["storage"]
     rep, refused = collections.Counter(), collections.Counter()
-    mismatches = []
+    mismatches, gone = [], 0
     t0 = time.time()
     for key, rmid, _, want in read_dump(run.dump):
         spc, db, rel, fork, blk = key
         rmgr = pgwal.rmgr_name(rmid)
+        if key[:3] not in run.live:
+            gone += 1     # dropped, temporary, or in another tablespace
+            continue
         status, body = run.reader.page(spc, db, rel, fork, blk, run.final)
         if status == 501 and rmgr not in NATIVE:
             assert b"is not implemented yet" in body, body
@@ -159,8 +166,8 @@ def test_tarnd_serves_the_same_pages(run):
             mismatches.append((key, rmgr, pgmask.diff_report(a, b)))
     print(f"\n{sum(rep.values())} pages read from tarnd at "
           f"{d['last_record_lsn']} in {time.time() - t0:.0f} s: {dict(rep)}; "
-          f"refused (redo not written yet) {dict(refused)}; "
-          f"{len(mismatches)} mismatches")
+          f"refused (redo not written yet) {dict(refused)}; {gone} pages "
+          f"of relations gone by the end; {len(mismatches)} mismatches")
     for m in mismatches[:10]:
         print("MISMATCH", m)
     assert not mismatches

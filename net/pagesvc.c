@@ -423,10 +423,11 @@ end_backup(pconn *c, const char *errmsg)
 }
 
 /*
- * Produce the next piece of the archive as one CopyData, unless the
- * client has not read what it has.  Bounded: one piece per wakeup; the
- * next comes from the write callback (output drained to OUT_LOW) or, when
- * the output is still short, from a zero-timeout timer.
+ * Produce the next piece of the archive as one CopyData, unless OUT_HIGH
+ * bytes already wait for the client.  Bounded: one piece per wakeup; the
+ * next comes from a zero-timeout timer (after every other socket has been
+ * polled) while the output is short of OUT_HIGH, else from the write
+ * callback once the client has read it down to OUT_LOW.
  */
 static void
 pump_backup(pconn *c)
@@ -436,7 +437,7 @@ pump_backup(pconn *c)
     bool done;
     size_t n;
 
-    if (evbuffer_get_length(out) > OUT_LOW)
+    if (evbuffer_get_length(out) >= OUT_HIGH)
         return;
     piece = evbuffer_new();
     if (piece == NULL) {
@@ -456,7 +457,7 @@ pump_backup(pconn *c)
     evbuffer_free(piece);
     if (done)
         end_backup(c, NULL);
-    else if (evbuffer_get_length(out) <= OUT_LOW)
+    else if (evbuffer_get_length(out) < OUT_HIGH)
         schedule_resume(c);
 }
 

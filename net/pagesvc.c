@@ -51,6 +51,7 @@
 #include "net/pgwire.h"
 #include "net/scram.h"
 #include "server/core/version.h"
+#include "storage/basebackup.h"
 
 #define MSGS_PER_WAKEUP 64
 #define OUT_HIGH        (1024 * 1024)
@@ -61,6 +62,7 @@
 #define MAX_CONNS       1024
 #define DEFAULT_SPC     1663 /* pg_default: DbSize has no tablespace field */
 #define MAX_FORKNUM     3
+#define BACKUP_BUDGET   (256 * 1024) /* tar bytes made per wakeup */
 
 typedef enum pc_state {
     PC_STARTUP,    /* waiting for a startup packet */
@@ -68,6 +70,7 @@ typedef enum pc_state {
     PC_SASL_FINAL, /* server-first-message sent; waiting for the proof */
     PC_READY,      /* authenticated: queries */
     PC_STREAM,     /* pagestream in CopyBoth */
+    PC_BACKUP,     /* basebackup in CopyOut; input waits */
     PC_LINGER,     /* fatal error sent; discarding input, then close */
     PC_CLOSED      /* on the dead list */
 } pc_state;
@@ -98,6 +101,8 @@ struct pconn {
     bool out_blocked;  /* reading stopped: the client is not reading */
     bool skip_to_sync; /* extended protocol: an error, until Sync */
     char *stmt;        /* the text of the last Parse */
+    basebackup *bb;    /* PC_BACKUP */
+    bool bb_simple;    /* it came from a simple Query */
     scram_state *scram;
     char user[64];
     char logctx[160];
@@ -111,6 +116,7 @@ typedef struct pagesvc_stats {
     uint64_t queries, protocol_errors, auth_ok, auth_failed;
     uint64_t lsn_waits, lsn_timeouts, streams;
     uint64_t yields; /* wakeups that ended with messages still buffered */
+    uint64_t backups, backup_errors, backup_bytes;
     uint64_t resp_bytes;
 } pagesvc_stats;
 
@@ -133,21 +139,23 @@ struct pagesvc {
 };
 
 static void conn_process(pconn *c);
+static void schedule_resume(pconn *c);
 static void conn_close(pconn *c, const char *why);
 
 static const char *
 state_name(pc_state s)
 {
     static const char *const names[] = {"startup", "sasl_init", "sasl_final",
-                                        "ready",   "stream",    "linger",
-                                        "closed"};
+                                        "ready",   "stream",    "backup",
+                                        "linger",  "closed"};
     return names[s];
 }
 
 /*
  * The only place a connection changes state.  Legal moves: startup ->
  * sasl_init -> sasl_final -> ready, startup -> ready (trust), ready ->
- * stream; any -> linger (fatal error); any -> closed.
+ * stream, ready -> backup -> ready; any -> linger (fatal error); any ->
+ * closed.
  */
 static void
 conn_set_state(pconn *c, pc_state to)
@@ -158,7 +166,8 @@ conn_set_state(pconn *c, pc_state to)
         || (c->state == PC_STARTUP && (to == PC_SASL_INIT || to == PC_READY))
         || (c->state == PC_SASL_INIT && to == PC_SASL_FINAL)
         || (c->state == PC_SASL_FINAL && to == PC_READY)
-        || (c->state == PC_READY && to == PC_STREAM));
+        || (c->state == PC_READY && (to == PC_STREAM || to == PC_BACKUP))
+        || (c->state == PC_BACKUP && to == PC_READY));
     tlog_debug(c->svc->log, c->logctx, "%s -> %s", state_name(c->state),
                state_name(to));
     c->state = to;
@@ -395,6 +404,103 @@ start_stream(pconn *c, int version, char **args, int nargs, bool simple)
                tarn_id_format(&c->tenant, a), b);
 }
 
+/* ---- basebackup ---------------------------------------------------------- */
+
+static void
+end_backup(pconn *c, const char *errmsg)
+{
+    struct evbuffer *out = out_of(c);
+
+    if (errmsg != NULL) {
+        c->svc->st.backup_errors++;
+        tlog_info(c->svc->log, c->logctx, "basebackup failed: %s", errmsg);
+        pgw_put_error(out, "ERROR", PGW_SQLSTATE_INTERNAL, errmsg);
+    } else {
+        pgw_put_msg(out, 'c', NULL, 0); /* CopyDone */
+        pgw_put_complete(out, "SELECT 1");
+        tlog_info(c->svc->log, c->logctx, "basebackup done: %llu bytes of tar",
+                  (unsigned long long)bb_tar_bytes(c->bb));
+    }
+    if (c->bb_simple)
+        pgw_put_ready(out);
+    else if (errmsg != NULL)
+        c->skip_to_sync = true;
+    bb_destroy(c->bb);
+    c->bb = NULL;
+    conn_set_state(c, PC_READY);
+    schedule_resume(c); /* messages that waited behind the copy */
+}
+
+/*
+ * Produce the next piece of the archive as one CopyData, unless OUT_HIGH
+ * bytes already wait for the client.  Bounded: one piece per wakeup; the
+ * next comes from a zero-timeout timer (after every other socket has been
+ * polled) while the output is short of OUT_HIGH, else from the write
+ * callback once the client has read it down to OUT_LOW.
+ */
+static void
+pump_backup(pconn *c)
+{
+    struct evbuffer *out = out_of(c), *piece;
+    tarn_err err;
+    bool done;
+    size_t n;
+
+    if (evbuffer_get_length(out) >= OUT_HIGH)
+        return;
+    piece = evbuffer_new();
+    if (piece == NULL) {
+        end_backup(c, "out of memory");
+        return;
+    }
+    if (bb_next(c->bb, piece, BACKUP_BUDGET, &done, &err) != TARN_OK) {
+        evbuffer_free(piece);
+        end_backup(c, err.msg);
+        return;
+    }
+    if ((n = evbuffer_get_length(piece)) > 0) {
+        pgw_put_copydata_hdr(out, n);
+        evbuffer_add_buffer(out, piece);
+        c->svc->st.backup_bytes += n;
+    }
+    evbuffer_free(piece);
+    if (done)
+        end_backup(c, NULL);
+    else if (evbuffer_get_length(out) < OUT_HIGH)
+        schedule_resume(c);
+}
+
+static void
+start_backup(pconn *c, char **args, int nargs, bool simple)
+{
+    bb_opts o;
+    tarn_err err;
+    char l[TARN_LSN_STRLEN];
+
+    if (nargs > 8) {
+        query_error(c, simple, PGW_SQLSTATE_INTERNAL,
+                    "basebackup: too many arguments");
+        return;
+    }
+    if (bb_parse_args(args, nargs, &o, &err) != TARN_OK) {
+        query_error(c, simple, PGW_SQLSTATE_INTERNAL, err.msg);
+        return;
+    }
+    o.repo = c->svc->repo;
+    if (bb_create(&o, &c->bb, &err) != TARN_OK) {
+        c->svc->st.backup_errors++;
+        query_error(c, simple, PGW_SQLSTATE_INTERNAL, err.msg);
+        return;
+    }
+    c->svc->st.backups++;
+    c->bb_simple = simple;
+    pgw_put_msg(out_of(c), 'H', "\0\0\0", 3); /* CopyOutResponse, binary */
+    conn_set_state(c, PC_BACKUP);
+    tlog_info(c->svc->log, c->logctx, "basebackup at %s%s",
+              tarn_lsn_format(bb_lsn(c->bb), l), o.gzip ? " (gzip)" : "");
+    schedule_resume(c);
+}
+
 /*
  * Run one query text: simple Query, or Execute of the last Parse (no
  * ReadyForQuery then).  The commands are Neon's: a first word matched
@@ -438,6 +544,8 @@ run_query(pconn *c, const char *text, bool simple)
         start_stream(c, 3, args, nargs, simple);
     } else if (strcasecmp(cmd, "pagestream_v2") == 0) {
         start_stream(c, 2, args, nargs, simple);
+    } else if (strcasecmp(cmd, "basebackup") == 0) {
+        start_backup(c, args, nargs, simple);
     } else if (strcasecmp(cmd, "set") == 0 && nargs > 0) {
         pgw_put_complete(out_of(c), "SELECT 1");
         if (simple)
@@ -854,6 +962,10 @@ conn_process(pconn *c)
 
     if (c->redo_pending)
         return; /* on_page_done continues */
+    if (c->state == PC_BACKUP) {
+        pump_backup(c);
+        return;
+    }
     for (int n = 0; n < MSGS_PER_WAKEUP; n++) {
         size_t avail = evbuffer_get_length(in);
         const uint8_t *p;
@@ -924,6 +1036,10 @@ on_write(struct bufferevent *bev, void *arg)
             shutdown(bufferevent_getfd(bev), SHUT_WR);
         return;
     }
+    if (c->state == PC_BACKUP) {
+        pump_backup(c);
+        return;
+    }
     if (c->out_blocked && left <= OUT_LOW) {
         c->out_blocked = false;
         bufferevent_enable(bev, EV_READ);
@@ -984,6 +1100,7 @@ on_reap(evutil_socket_t fd, short what, void *arg)
         free(c->scram);
         free(c->redo_msg);
         free(c->redo_page);
+        bb_destroy(c->bb);
         free(c);
     }
 }
@@ -1263,6 +1380,18 @@ pagesvc_metrics(const pagesvc *s, struct evbuffer *out)
         (unsigned long long)st->protocol_errors,
         (unsigned long long)st->lsn_waits, (unsigned long long)st->lsn_timeouts,
         (unsigned long long)st->yields, (unsigned long long)st->resp_bytes);
+    evbuffer_add_printf(
+        out,
+        "# HELP tarn_page_basebackups_total basebackup commands.\n"
+        "# TYPE tarn_page_basebackups_total counter\n"
+        "tarn_page_basebackups_total{result=\"started\"} %llu\n"
+        "tarn_page_basebackups_total{result=\"failed\"} %llu\n"
+        "# HELP tarn_page_basebackup_bytes_total Bytes of basebackup CopyData "
+        "(after --gzip).\n"
+        "# TYPE tarn_page_basebackup_bytes_total counter\n"
+        "tarn_page_basebackup_bytes_total %llu\n",
+        (unsigned long long)st->backups, (unsigned long long)st->backup_errors,
+        (unsigned long long)st->backup_bytes);
     evbuffer_add_printf(out,
                         "# HELP tarn_page_requests_total pagestream requests "
                         "by type.\n"

@@ -2040,6 +2040,110 @@ repo_db_size(repo *r, const tarn_id *tenant, const tarn_id *tl, uint32_t spc,
     return rc;
 }
 
+/* ---- raw reads for base backups ----------------------------------------- */
+
+tarn_rc
+repo_backup_info_get(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                     repo_backup_info *out, tarn_err *err)
+{
+    rtl *t;
+    tarn_lsn at;
+    tarn_rc rc = read_target(r, tenant, tl, true, 0, &t, &at, err);
+
+    if (rc != TARN_OK)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    out->last_record_lsn = at;
+    out->prev_record_lsn = timeline_prev_record_lsn(t->tl);
+    out->start_lsn = t->start_lsn;
+    out->has_ancestor = t->has_ancestor;
+    out->ancestor_lsn = t->ancestor_lsn;
+    return TARN_OK;
+}
+
+tarn_rc
+repo_read_value(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                const tkey *k, tarn_lsn lsn, tbuf *out, bool *found,
+                tarn_err *err)
+{
+    rtl *t;
+    tarn_lsn at;
+    tarn_rc rc = read_target(r, tenant, tl, false, lsn, &t, &at, err);
+
+    if (rc != TARN_OK)
+        return rc;
+    return tl_get_value(timeline_view(t->tl), k, at, out, found, err);
+}
+
+tarn_rc
+repo_scan(repo *r, const tarn_id *tenant, const tarn_id *tl, const tkey *lo,
+          const tkey *hi, tarn_lsn lsn,
+          tarn_rc (*fn)(void *arg, const tkey *k, const uint8_t *val,
+                        size_t len, tarn_err *err),
+          void *arg, tarn_err *err)
+{
+    rtl *t;
+    tarn_lsn at;
+    tarn_rc rc = read_target(r, tenant, tl, false, lsn, &t, &at, err);
+
+    if (rc != TARN_OK)
+        return rc;
+    return tl_scan(timeline_view(t->tl), lo, hi, at, fn, arg, err);
+}
+
+tarn_rc
+repo_read_pages(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                const tkey *first, uint32_t n, tarn_lsn lsn, uint8_t *pages,
+                tarn_err *err)
+{
+    rtl *t;
+    tarn_lsn at;
+    tarn_rc rc = read_target(r, tenant, tl, false, lsn, &t, &at, err);
+    uint32_t blk0 = tkey_f6(first);
+
+    if (rc != TARN_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        tkey k = *first;
+        uint8_t *page = pages + (size_t)i * PG_BLCKSZ;
+        tkey_put32(k.b + 14, blk0 + i);
+        rc = tl_get_page(timeline_view(t->tl), &k, at, page, err);
+        if (rc == TARN_ENOTFOUND) {
+            memset(page, 0, PG_BLCKSZ);
+            rc = TARN_OK;
+        }
+        if (rc != TARN_OK)
+            return rc;
+    }
+    return TARN_OK;
+}
+
+tarn_rc
+repo_read_wal(repo *r, const tarn_id *tenant, const tarn_id *tl, tarn_lsn lsn,
+              uint8_t *buf, size_t len, tarn_err *err)
+{
+    char l[TARN_LSN_STRLEN];
+    rtl *t = find(r, tenant, tl);
+    tarn_rc rc = TARN_ENOTFOUND;
+
+    if (r->o.hooks.wal_read == NULL)
+        return tarn_err_set(err, TARN_ENOTFOUND, "no WAL service");
+    for (; t != NULL; t = t->ancestor) {
+        if (t->has_wal && lsn >= t->wal_start) {
+            rc = r->o.hooks.wal_read(r->o.hooks.arg, &t->tenant, &t->id, lsn,
+                                     buf, len, err);
+            if (rc == TARN_OK)
+                return TARN_OK;
+        }
+        if (!t->has_ancestor || lsn + len > t->ancestor_lsn)
+            break;
+    }
+    if (rc == TARN_ENOTFOUND || rc == TARN_OK)
+        return tarn_err_set(err, TARN_ENOTFOUND, "no WAL at %s on the timeline",
+                            tarn_lsn_format(lsn, l));
+    return rc;
+}
+
 /* Commits held in memory (not yet in the catalog) around @p ts. */
 static void
 mem_commits(const rtl *t, int64_t ts, tarn_lsn upto, catalog_ts_hit *h)

@@ -27,6 +27,8 @@
 #include "server/core/log.h"
 #include "server/core/types.h"
 #include "server/core/wpool.h"
+#include "storage/key.h"
+#include "storage/value.h"
 
 struct event_base;
 struct evbuffer;
@@ -235,6 +237,59 @@ tarn_rc repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl,
 tarn_rc repo_lsn_by_timestamp(repo *r, const tarn_id *tenant, const tarn_id *tl,
                               tarn_time_us t, repo_ts_result *out,
                               tarn_err *err);
+
+/* ---- raw reads for base backups (storage/basebackup.c) ------------------ */
+
+/** What a base backup needs to know about a timeline. */
+typedef struct repo_backup_info {
+    tarn_lsn last_record_lsn;
+    tarn_lsn prev_record_lsn; /**< start of the record ending there; 0 =
+                                   unknown */
+    tarn_lsn start_lsn;       /**< the first LSN with data (import) */
+    bool has_ancestor;
+    tarn_lsn ancestor_lsn; /**< the branch point */
+} repo_backup_info;
+
+/**
+ * The LSNs of a timeline that can be read: TARN_ENOTFOUND for an unknown
+ * timeline, TARN_ECONFLICT for a stopped one, TARN_EPRECOND for one
+ * without data.
+ */
+tarn_rc repo_backup_info_get(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                             repo_backup_info *out, tarn_err *err);
+
+/**
+ * A metadata value (a directory, a relmapper file, pg_control...) at
+ * @p lsn, which must lie in [start_lsn, last_record_lsn]; *found is false
+ * when there is none or it is a tombstone.
+ */
+tarn_rc repo_read_value(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                        const tkey *k, tarn_lsn lsn, tbuf *out, bool *found,
+                        tarn_err *err);
+
+/** tl_scan() of [lo, hi] at @p lsn (same LSN rule). */
+tarn_rc repo_scan(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                  const tkey *lo, const tkey *hi, tarn_lsn lsn,
+                  tarn_rc (*fn)(void *arg, const tkey *k, const uint8_t *val,
+                                size_t len, tarn_err *err),
+                  void *arg, tarn_err *err);
+
+/**
+ * @p n pages with keys @p first, first + 1, ... (f6 counts up) at
+ * @p lsn, into @p pages (n * 8192 bytes).  A key without history is a
+ * zero page; the caller knows the object's size.
+ */
+tarn_rc repo_read_pages(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                        const tkey *first, uint32_t n, tarn_lsn lsn,
+                        uint8_t *pages, tarn_err *err);
+
+/**
+ * Durable WAL bytes [lsn, lsn + len) of a timeline, from its own WAL or,
+ * below the branch point, from its ancestors'.  TARN_ENOTFOUND when the
+ * WAL is not there (removed once layers covered it, or never streamed).
+ */
+tarn_rc repo_read_wal(repo *r, const tarn_id *tenant, const tarn_id *tl,
+                      tarn_lsn lsn, uint8_t *buf, size_t len, tarn_err *err);
 
 /** Prometheus text for /metrics. */
 void repo_metrics(repo *r, struct evbuffer *out);

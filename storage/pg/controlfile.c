@@ -1,5 +1,6 @@
 /*
- * controlfile.c - pg_control parsing.
+ * controlfile.c - pg_control parsing, and the shutdown state a base
+ * backup's pg_control gets.
  */
 #include "storage/pg/controlfile.h"
 
@@ -50,4 +51,21 @@ pg_control_parse(const uint8_t *buf, size_t len, pg_control *out, tarn_err *err)
     out->data_checksum_version =
         tarn_get_u32(buf + PG_CTL_DATA_CHECKSUM_VERSION);
     return TARN_OK;
+}
+
+void
+pg_control_set_shutdown(uint8_t *buf, tarn_lsn ckpt_lsn,
+                        const uint8_t ckpt[PG_CKPT_SIZE], int64_t now)
+{
+    tarn_put_u32(buf + PG_CTL_STATE, PG_DB_SHUTDOWNED);
+    tarn_put_u64(buf + PG_CTL_TIME, (uint64_t)now);
+    tarn_put_u64(buf + PG_CTL_CHECKPOINT, ckpt_lsn);
+    memcpy(buf + PG_CTL_CHECKPOINT_COPY, ckpt, PG_CKPT_SIZE);
+    /* As a clean shutdown leaves them (UpdateControlFile at shutdown). */
+    tarn_put_u64(buf + PG_CTL_MIN_RECOVERY_POINT, 0);
+    tarn_put_u32(buf + PG_CTL_MIN_RECOVERY_TLI, 0);
+    tarn_put_u64(buf + PG_CTL_BACKUP_START, 0);
+    tarn_put_u64(buf + PG_CTL_BACKUP_END, 0);
+    buf[PG_CTL_BACKUP_END_REQUIRED] = 0;
+    tarn_put_u32(buf + PG_CTL_CRC, tarn_crc32c(buf, PG_CTL_CRC));
 }

@@ -32,6 +32,16 @@ typedef struct pg_control {
 tarn_rc pg_control_parse(const uint8_t *buf, size_t len, pg_control *out,
                          tarn_err *err);
 
+/**
+ * Turn the 8 KiB pg_control image in @p buf into that of a cluster shut
+ * down cleanly at a checkpoint record that starts at @p ckpt_lsn and
+ * carries @p ckpt: state DB_SHUTDOWNED, time @p now (Unix seconds),
+ * checkPoint and checkPointCopy set, minRecoveryPoint and the backup
+ * fields cleared, the CRC-32C recomputed.  Every other field is kept.
+ */
+void pg_control_set_shutdown(uint8_t *buf, tarn_lsn ckpt_lsn,
+                             const uint8_t ckpt[PG_CKPT_SIZE], int64_t now);
+
 /** "shut down", "in production", ... as pg_controldata prints them. */
 const char *pg_db_state_name(uint32_t state);
 

@@ -12,10 +12,11 @@
  * left it.  redocheck keeps every page it has seen in memory and, for each
  * record and each block, in WAL order:
  *
- *   - restores an image PostgreSQL's redo would restore (BKPIMAGE_APPLY);
- *   - otherwise applies the record with redo_apply(), the function tarnd's
- *     read path calls, to the page as it stands (a zero page when the block
- *     is WILL_INIT), then masks the result and the logged image with the
+ *   - applies the record with redo_apply(), the function tarnd's read
+ *     path calls, to the page as it stands (a zero page when the block is
+ *     WILL_INIT); for an image PostgreSQL's redo restores (BKPIMAGE_APPLY)
+ *     redo_apply() restores it;
+ *   - for any other image, masks the result and the logged image with the
  *     record's rm_mask and compares them: that is PostgreSQL's own
  *     verifyBackupPageConsistency(), done by tarn's redo;
  *   - a block whose page is not known yet (first touched before START
@@ -242,14 +243,7 @@ check_block(check *c, const walrec *r, int id, const walscan_rec *sr,
 
     if (e == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
-    if (b->has_image && b->apply) {
-        st->images++;
-        if ((rc = adopt(c, e, r, b, err)) != TARN_OK)
-            return rc;
-        /* As redo does, and what a later check sees (masked anyway). */
-        return TARN_OK;
-    }
-    if (e->page == NULL && !b->will_init) {
+    if (e->page == NULL && !b->will_init && !(b->has_image && b->apply)) {
         if (!b->has_image)
             return TARN_OK; /* unknown page, nothing to learn */
         st->adopted++;
@@ -257,7 +251,7 @@ check_block(check *c, const walrec *r, int id, const walscan_rec *sr,
     }
     if (!ensure_page(c, e))
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
-    if (b->will_init)
+    if (b->will_init || (b->has_image && b->apply))
         memset(e->page, 0, PG_BLCKSZ);
     if (tval_pgrec(&c->val, (uint8_t)id, b->will_init, sr->data, sr->tot_len,
                    err)
@@ -276,6 +270,12 @@ check_block(check *c, const walrec *r, int id, const walscan_rec *sr,
         if (b->has_image)
             return adopt(c, e, r, b, err);
         forget(c, e);
+        return TARN_OK;
+    }
+    if (b->has_image && b->apply) {
+        /* Restored by redo_apply, as tarnd's reads do (with what some
+         * resource managers change after the restore). */
+        st->images++;
         return TARN_OK;
     }
     st->redone++;

@@ -58,6 +58,7 @@ struct admin {
     void *metrics_arg;
     int64_t started_mono;
     tarn_time_us started_at;
+    char page_listen[128]; /* "" when unknown */
     counter counters[MAX_COUNTERS];
     size_t ncounters;
 };
@@ -329,9 +330,11 @@ h_status(admin *a, http_req *r, const route_args *args)
 
     (void)args;
     reply_json(r, 200,
-               json_pack("{s:s, s:s, s:f, s:o}", "status", "ok", "version",
+               json_pack("{s:s, s:s, s:f, s:o, s:o}", "status", "ok", "version",
                          TARN_VERSION, "uptime_seconds", uptime, "started_at",
-                         j_time(a->started_at)));
+                         j_time(a->started_at), "page_listen",
+                         a->page_listen[0] ? json_string(a->page_listen)
+                                           : json_null()));
 }
 
 static void
@@ -729,9 +732,16 @@ h_timeline_delete(admin *a, http_req *r, const route_args *args)
         return;
     }
     if (walsvc_attached(a->wal, &args->tenant, &args->timeline)) {
+        walsvc_status ws;
+        bool known =
+            walsvc_status_get(a->wal, &args->tenant, &args->timeline, &ws)
+            && ws.conninfo[0] != '\0';
         tarn_err_set(&err, TARN_ECONFLICT,
-                     "a compute is attached to this timeline; detach it "
-                     "first (DELETE .../compute)");
+                     "a compute is attached to this timeline%s%s%s; stop it "
+                     "(tarn endpoint stop) or detach it first (DELETE "
+                     ".../compute)",
+                     known ? " (" : "", known ? ws.conninfo : "",
+                     known ? ")" : "");
         reply_err(a, r, &err);
         return;
     }
@@ -1440,6 +1450,8 @@ admin_create(const admin_opts *o, admin **out, tarn_err *err)
     a->metrics_arg = o->metrics_arg;
     a->started_mono = tarn_mono_us();
     a->started_at = tarn_now_us();
+    if (o->page_listen != NULL)
+        snprintf(a->page_listen, sizeof(a->page_listen), "%s", o->page_listen);
     admin_set_token(a, o->auth_token, err);
     *out = a;
     return TARN_OK;

@@ -31,7 +31,8 @@ typedef struct admin_opts {
     walsvc *wal;
     repo *repo;
     tlog *log;
-    const char *auth_token; /**< NULL or "" for no auth; copied */
+    const char *auth_token;  /**< NULL or "" for no auth; copied */
+    const char *page_listen; /**< shown by /v1/status; NULL for none */
     admin_metrics_fn metrics;
     void *metrics_arg;
 } admin_opts;

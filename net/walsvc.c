@@ -119,7 +119,15 @@ struct tlw {
 
     tarn_lsn stream_pos;   /* next LSN expected from the compute */
     tarn_lsn verify_until; /* bytes below this must equal ours */
-    uint64_t epoch;        /* bumped by every rewind */
+    /*
+     * A branch's first compute, attached at its branch point: the bytes
+     * below it are the ancestor's WAL as a basebackup wrote it, which is
+     * page headers and zeros where the ancestor's WAL has been removed.
+     * They are stored (whole segments) but not scanned; records start
+     * here.  0: scan everything.
+     */
+    tarn_lsn scan_from;
+    uint64_t epoch; /* bumped by every rewind */
 
     uint8_t *pend; /* received but not yet written */
     size_t pend_len, pend_cap;
@@ -301,6 +309,11 @@ open_scanner(tlw *t, tarn_err *err)
 
     /* At the very start of the WAL a record may be in progress. */
     o.mid_record = t->flush == t->wal_start && t->flush_prev == 0;
+    if (t->scan_from > t->flush) {
+        o.start = t->scan_from;
+        o.prev = 0;
+        o.mid_record = false;
+    }
     walscan_destroy(t->scan);
     t->scan = NULL;
     return walscan_create(&o, &t->scan, err);
@@ -752,7 +765,14 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
     rc = walstore_write(t->store, p, len, &n, err);
     if (n > 0) {
         tarn_err serr;
-        src = walscan_feed(t->scan, p, n, NULL, NULL, &serr);
+        size_t skip = 0;
+        if (t->stream_pos < t->scan_from)
+            skip = t->scan_from - t->stream_pos < n
+                       ? (size_t)(t->scan_from - t->stream_pos)
+                       : n;
+        src = skip < n
+                  ? walscan_feed(t->scan, p + skip, n - skip, NULL, NULL, &serr)
+                  : TARN_OK;
         t->stream_pos += n;
         t->bytes += n;
         *used = n;
@@ -1119,6 +1139,10 @@ walsvc_attach(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
     snprintf(t->conninfo, sizeof(t->conninfo), "%s", conninfo);
     t->has_start = has_start;
     t->want_start = start;
+    t->scan_from =
+        has_start && !t->has_wal && ct.has_ancestor && start == ct.ancestor_lsn
+            ? start
+            : 0;
     t->error[0] = '\0';
     if ((rc = start_receiver(t, err)) != TARN_OK) {
         t->conninfo[0] = '\0';

@@ -389,6 +389,7 @@ server_create(const server_opts *o, tarn_server **out, tarn_err *err)
     ao.repo = s->repo;
     ao.log = s->log;
     ao.auth_token = s->cfg.http_auth_token;
+    ao.page_listen = s->cfg.page_listen;
     ao.metrics = server_metrics;
     ao.metrics_arg = s;
     if ((rc = admin_create(&ao, &s->admin, err)) != TARN_OK)

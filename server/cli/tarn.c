@@ -17,28 +17,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/cli/cli.h"
 #include "server/core/types.h"
 #include "server/core/version.h"
 
 #define DEFAULT_HTTP "http://127.0.0.1:9898"
 
-typedef struct cli {
-    const char *base; /* TARN_HTTP */
-    const char *token;
-    bool json;
-    const char *tenant; /* --tenant: id or name */
-    const char *parent, *lsn, *at, *id, *name, *import;
-    bool root, empty;
-    const char *pos[8];
-    int npos;
-} cli;
 
 typedef struct buf {
     char *p;
     size_t len;
 } buf;
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
+void
 die(const char *fmt, ...)
 {
     va_list ap;
@@ -49,6 +40,18 @@ die(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     exit(1);
+}
+
+void
+warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tarn: warning: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
 }
 
 static size_t
@@ -67,12 +70,11 @@ on_data(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
-/*
- * One request.  Returns the parsed JSON answer (NULL for an empty body) of
- * a 2xx; anything else ends the program with the server's message.
- */
+/* One request: the status (0 when tarnd cannot be reached, with the
+ * reason in @p msg) and the parsed JSON body or NULL. */
 static json_t *
-call(cli *c, const char *method, const char *path, json_t *body)
+request(cli *c, const char *method, const char *path, json_t *body,
+        long *status_out, char *msg, size_t cap)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hdrs = NULL;
@@ -111,9 +113,14 @@ call(cli *c, const char *method, const char *path, json_t *body)
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     free(payload);
-    if (rc != CURLE_OK)
-        die("cannot reach tarnd at %s: %s", c->base,
-            errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    msg[0] = '\0';
+    if (rc != CURLE_OK) {
+        snprintf(msg, cap, "cannot reach tarnd at %s: %s", c->base,
+                 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        free(resp.p);
+        *status_out = 0;
+        return NULL;
+    }
     if (resp.len > 0) {
         j = json_loadb(resp.p, resp.len, 0, &jerr);
         if (j == NULL && status >= 200 && status < 300
@@ -121,16 +128,40 @@ call(cli *c, const char *method, const char *path, json_t *body)
             die("tarnd answered %ld with a body that is not JSON", status);
     }
     if (status < 200 || status >= 300) {
-        const char *msg =
-            j ? json_string_value(json_object_get(j, "msg")) : NULL;
-        die("%s %s failed (%ld): %s", method, path, status,
-            msg ? msg : (resp.p ? resp.p : "no message"));
+        const char *m = j ? json_string_value(json_object_get(j, "msg")) : NULL;
+        snprintf(msg, cap, "%s", m ? m : (resp.p ? resp.p : "no message"));
     }
     free(resp.p);
+    *status_out = status;
     return j;
 }
 
-static void
+json_t *
+call_status(cli *c, const char *method, const char *path, json_t *body,
+            long *status, char *msg, size_t cap)
+{
+    return request(c, method, path, body, status, msg, cap);
+}
+
+/*
+ * One request.  Returns the parsed JSON answer (NULL for an empty body) of
+ * a 2xx; anything else ends the program with the server's message.
+ */
+json_t *
+call(cli *c, const char *method, const char *path, json_t *body)
+{
+    char msg[1024];
+    long status;
+    json_t *j = request(c, method, path, body, &status, msg, sizeof(msg));
+
+    if (status == 0)
+        die("%s", msg);
+    if (status < 200 || status >= 300)
+        die("%s %s failed (%ld): %s", method, path, status, msg);
+    return j;
+}
+
+void
 print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_INDENT(2));
@@ -138,7 +169,7 @@ print_json(json_t *j)
     free(s);
 }
 
-static const char *
+const char *
 str(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
@@ -146,7 +177,7 @@ str(json_t *o, const char *key)
 }
 
 /* Resolve --tenant (id or name), or the only/"default" tenant. */
-static const char *
+const char *
 tenant_id(cli *c)
 {
     static char id[TARN_ID_STRLEN];
@@ -180,7 +211,7 @@ tenant_id(cli *c)
     return id;
 }
 
-static json_t *
+json_t *
 timelines(cli *c, const char *tid)
 {
     char path[128];
@@ -190,7 +221,7 @@ timelines(cli *c, const char *tid)
 }
 
 /* Find a branch by name or id in a timeline list; NULL if absent. */
-static json_t *
+json_t *
 find_branch(json_t *list, const char *key)
 {
     json_t *t;
@@ -283,6 +314,26 @@ cmd_tenant_delete(cli *c)
     return 0;
 }
 
+/*
+ * --at in RFC 3339, also accepting what PostgreSQL prints for now():
+ * a space for the 'T' and a "+HH" offset ("2026-11-21 10:00:00.5+00").
+ */
+static const char *
+rfc3339(const char *in, char *out, size_t cap)
+{
+    size_t n = strlen(in);
+
+    if (n + 4 > cap)
+        return in;
+    memcpy(out, in, n + 1);
+    if (n > 10 && out[10] == ' ')
+        out[10] = 'T';
+    if (n > 19 && (out[n - 3] == '+' || out[n - 3] == '-')
+        && strchr(out + 19, ':') == NULL)
+        memcpy(out + n, ":00", 4);
+    return out;
+}
+
 static int
 cmd_branch_create(cli *c)
 {
@@ -337,9 +388,12 @@ cmd_branch_create(cli *c)
             if (c->lsn)
                 json_object_set_new(body, "ancestor_start_lsn",
                                     json_string(c->lsn));
-            if (c->at)
-                json_object_set_new(body, "ancestor_start_time",
-                                    json_string(c->at));
+            if (c->at) {
+                char at[128];
+                json_object_set_new(
+                    body, "ancestor_start_time",
+                    json_string(rfc3339(c->at, at, sizeof(at))));
+            }
         } else if (c->lsn || c->at) {
             die("--lsn and --at need a parent branch");
         }
@@ -508,6 +562,21 @@ usage(FILE *f)
         "points\n"
         "  branch delete NAME              refused while it has child "
         "branches\n"
+        "  endpoint start BRANCH [--port N] [--pgdata DIR] [--user USER]\n"
+        "                                  start PostgreSQL 15 on the "
+        "branch's latest\n"
+        "                                  LSN and have tarnd follow its "
+        "WAL; prints\n"
+        "                                  the connection string (port: "
+        "first free\n"
+        "                                  from 55432; as root it runs as "
+        "--user,\n"
+        "                                  default postgres)\n"
+        "  endpoint stop BRANCH [--keep]   stop it and remove its data "
+        "directory\n"
+        "                                  (--keep: leave the directory)\n"
+        "  endpoint list                   endpoints with port, LSN and "
+        "state\n"
         "\n"
         "Options:\n"
         "  --tenant T   tenant id or name; default: the tenant named "
@@ -517,7 +586,11 @@ usage(FILE *f)
         "  -h, --help   this help;  -V, --version  the version\n"
         "\n"
         "Environment: TARN_HTTP (default %s), TARN_TOKEN (bearer "
-        "token).\n",
+        "token),\n"
+        "  TARN_DIR (endpoint state, default ./.tarn), TARN_PAGE (the page "
+        "service\n"
+        "  as a libpq conninfo; default: page_listen from `tarn status`),\n"
+        "  TARN_PG_BIN (default /usr/lib/postgresql/15/bin).\n",
         DEFAULT_HTTP);
 }
 
@@ -535,6 +608,9 @@ main(int argc, char **argv)
         {"--id", offsetof(cli, id)},
         {"--name", offsetof(cli, name)},
         {"--import", offsetof(cli, import)},
+        {"--port", offsetof(cli, port)},
+        {"--pgdata", offsetof(cli, pgdata)},
+        {"--user", offsetof(cli, user)},
     };
     cli c = {0};
     const char *cmd = NULL, *sub = NULL;
@@ -567,6 +643,10 @@ main(int argc, char **argv)
             c.empty = true;
             continue;
         }
+        if (strcmp(a, "--keep") == 0) {
+            c.keep = true;
+            continue;
+        }
         for (size_t k = 0; k < TARN_ARRAY_LEN(valued) && !done; k++) {
             size_t fl = strlen(valued[k].flag);
             const char **slot = (const char **)((char *)&c + valued[k].off);
@@ -591,7 +671,8 @@ main(int argc, char **argv)
         if (cmd == NULL)
             cmd = a;
         else if (sub == NULL
-                 && (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "branch") == 0))
+                 && (strcmp(cmd, "tenant") == 0 || strcmp(cmd, "branch") == 0
+                     || strcmp(cmd, "endpoint") == 0))
             sub = a;
         else if (c.npos < (int)TARN_ARRAY_LEN(c.pos))
             c.pos[c.npos++] = a;
@@ -615,6 +696,12 @@ main(int argc, char **argv)
         rc = cmd_branch_list(&c);
     else if (strcmp(cmd, "branch") == 0 && sub && strcmp(sub, "delete") == 0)
         rc = cmd_branch_delete(&c);
+    else if (strcmp(cmd, "endpoint") == 0 && sub && strcmp(sub, "start") == 0)
+        rc = cmd_endpoint_start(&c);
+    else if (strcmp(cmd, "endpoint") == 0 && sub && strcmp(sub, "stop") == 0)
+        rc = cmd_endpoint_stop(&c);
+    else if (strcmp(cmd, "endpoint") == 0 && sub && strcmp(sub, "list") == 0)
+        rc = cmd_endpoint_list(&c);
     else {
         fprintf(stderr, "tarn: unknown command '%s%s%s' (try --help)\n", cmd,
                 sub ? " " : "", sub ? sub : "");

@@ -1596,11 +1596,12 @@ repo_timeline_bootstrap(repo *r, const catalog_timeline *tl,
         snprintf(j->initdb_bin, sizeof(j->initdb_bin), "%s/initdb",
                  r->o.cfg->pg_bin_dir);
         if (stat(j->initdb_bin, &st) != 0) {
+            rc = tarn_err_set(err, TARN_EPRECOND,
+                              "%s not found: install postgresql-15 or set "
+                              "pg_bin_dir",
+                              j->initdb_bin);
             free(j);
-            return tarn_err_set(err, TARN_EPRECOND,
-                                "%s not found: install postgresql-15 or set "
-                                "pg_bin_dir",
-                                j->initdb_bin);
+            return rc;
         }
         if (geteuid() == 0) {
             struct passwd pw, *res = NULL;

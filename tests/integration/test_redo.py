@@ -42,8 +42,8 @@ BRIN_WORKLOAD = HERE / "sql" / "brin_workload.sql"
 GENERIC_WORKLOAD = HERE / "sql" / "generic_workload.sql"
 N_LSNS = 10
 # Resource managers whose redo tarn implements (XLOG: images only).
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash", "BRIN",
-          "Generic"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash", "Gin",
+          "BRIN", "Generic"}
 
 BTREE_TYPES = ("INSERT_LEAF", "INSERT_UPPER", "INSERT_META", "SPLIT_L",
                "SPLIT_R", "INSERT_POST", "DEDUP", "DELETE", "UNLINK_PAGE",
@@ -57,11 +57,15 @@ HASH_TYPES = ("INIT_META_PAGE", "INIT_BITMAP_PAGE", "INSERT", "ADD_OVFL_PAGE",
 
 # Record type names by (info & opmask) >> 4, for the rmgrs whose workloads
 # must make every type: rmid -> (opmask, names).
+GIN_TYPES = ("unknown", "CREATE_PTREE", "INSERT", "SPLIT", "VACUUM_PAGE",
+             "DELETE_PAGE", "UPDATE_META_PAGE", "INSERT_LISTPAGE",
+             "DELETE_LISTPAGE", "VACUUM_DATA_LEAF_PAGE")
 BRIN_TYPES = ("CREATE_INDEX", "INSERT", "UPDATE", "SAMEPAGE_UPDATE",
               "REVMAP_EXTEND", "DESUMMARIZE")
 GENERIC_TYPES = ("GENERIC",)
 TYPED_RMGRS = {
     pgwal.RM_HASH_ID: (0xF0, HASH_TYPES),
+    pgwal.RM_GIN_ID: (0xF0, GIN_TYPES),
     pgwal.RM_BRIN_ID: (0x70, BRIN_TYPES),
     pgwal.RM_GENERIC_ID: (0xF0, GENERIC_TYPES),
 }
@@ -73,6 +77,54 @@ COMPUTE_SETTINGS = {
     "max_wal_size": "'4GB'",
 }
 TARND_SETTINGS = {"checkpoint_distance": "8MB", "log_level": "info"}
+
+
+GIN_VARIANTS = ("entry leaf insert", "entry internal insert",
+                "data leaf insert", "data internal insert",
+                "segment DELETE", "segment INSERT", "segment REPLACE",
+                "segment ADDITEMS", "split finishing a child split")
+
+
+def gin_segment_actions(data):
+    """The action types of a ginxlogRecompressDataLeaf."""
+    n, at = int.from_bytes(data[0:2], "little"), 2
+    for _ in range(n):
+        action = data[at + 1]
+        at += 2
+        if action in (2, 3):            # INSERT, REPLACE: a segment
+            nbytes = int.from_bytes(data[at + 6:at + 8], "little")
+            at += 8 + nbytes + (nbytes & 1)
+        elif action == 4:               # ADDITEMS: u16 count, TIDs
+            at += 2 + 6 * int.from_bytes(data[at:at + 2], "little")
+        yield action
+
+
+def gin_variants(run):
+    v = collections.Counter()
+    names = {1: "DELETE", 2: "INSERT", 3: "REPLACE", 4: "ADDITEMS"}
+    for rec in pgwal.iter_records(run.compute.pg_wal, run.start, run.final):
+        if rec.rmid != pgwal.RM_GIN_ID:
+            continue
+        op = rec.rectype
+        leafdata = None
+        if op == 0x20:                  # INSERT
+            flags = int.from_bytes(rec.main_data[0:2], "little")
+            kind = "data" if flags & 1 else "entry"
+            level = "leaf" if flags & 2 else "internal"
+            v[f"{kind} {level} insert"] += 1
+            b = rec.block(0)
+            if flags & 3 == 3 and b is not None and b.data_len:
+                leafdata = b.data
+        elif op == 0x90:                # VACUUM_DATA_LEAF_PAGE
+            b = rec.block(0)
+            if b is not None and b.data_len:
+                leafdata = b.data
+        elif op == 0x30 and rec.block(3) is not None:
+            v["split finishing a child split"] += 1
+        if leafdata is not None:
+            for a in gin_segment_actions(leafdata):
+                v[f"segment {names.get(a, a)}"] += 1
+    return v
 
 
 class Run:
@@ -93,6 +145,7 @@ def run(tmp_path_factory):
         psql_file(c, WORKLOAD)
         psql_file(c, BTREE_WORKLOAD)
         psql_file(c, HASH_WORKLOAD)
+        psql_file(c, GIN_WORKLOAD)
         psql_file(c, BRIN_WORKLOAD)
         psql_file(c, GENERIC_WORKLOAD)
         mid = insert_lsn(c)
@@ -134,7 +187,8 @@ def test_redo_equals_logged_images(run):
         by_type = typed_ends[rmid]
         hs = collections.Counter({t: len(e) for t, e in by_type.items()})
         print(f"\n{pgwal.rmgr_name(rmid)} records:", dict(hs))
-        assert set(hs) == set(names), set(names) - set(hs)
+        want = set(names) - {"unknown"}
+        assert set(hs) == want, want - set(hs)
         for e in by_type.values():
             targets += [e[0], e[len(e) // 2], e[-1]]
     targets = sorted(set(targets))
@@ -197,9 +251,15 @@ def test_redo_equals_logged_images(run):
             variants["delete shrinking posting lists"] += 1
     print("Btree records:", dict(bt), dict(variants))
     assert set(bt) == set(BTREE_TYPES), set(BTREE_TYPES) - set(bt)
+    # sql/gin_workload.sql makes every kind of GIN insert and every leaf
+    # segment action (ginRedoRecompress).
+    gv = gin_variants(run)
+    print("Gin variants:", dict(gv))
+    assert set(gv) == set(GIN_VARIANTS), set(GIN_VARIANTS) - set(gv)
     # sql/hash_workload.sql made every Hash record type (checked above).
     assert rep["rmgr_Hash"] > 100, rep
-    # The BRIN and Generic workloads made every type (checked above).
+    # The GIN, BRIN and Generic workloads made every type (checked above).
+    assert rep["rmgr_Gin"] > 100, rep
     assert rep["rmgr_BRIN"] > 100, rep
     assert rep["rmgr_Generic"] > 100, rep
     # The pages came from tarn's redo, not from stored images.

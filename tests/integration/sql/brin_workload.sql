@@ -7,9 +7,11 @@
 -- INSERT (one summary tuple per heap page, INIT_PAGE on each new regular
 -- page) as the indexes are built.
 CREATE TABLE br (id int, t text) WITH (fillfactor = 60);
-INSERT INTO br SELECT g, md5(g::text) FROM generate_series(1, 6000) g;
+INSERT INTO br SELECT g, md5(g::text) FROM generate_series(1, 15000) g;
 CREATE INDEX br_id ON br USING brin (id) WITH (pages_per_range = 1);
 CREATE INDEX br_t ON br USING brin (t) WITH (pages_per_range = 1);
+CREATE INDEX br_multi ON br USING brin (id int4_minmax_multi_ops, t)
+    WITH (pages_per_range = 1);
 -- SAMEPAGE_UPDATE: values outside a range's summary widen it in place.
 UPDATE br SET id = -id WHERE id % 97 = 0;
 -- UPDATE: longer text bounds no longer fit the full regular page, so the
@@ -17,9 +19,10 @@ UPDATE br SET id = -id WHERE id % 97 = 0;
 UPDATE br SET t = repeat(chr(122 - id % 20), 60 + id % 40) WHERE id % 89 = 0;
 -- INSERT and SAMEPAGE_UPDATE/UPDATE: new pages at the end are summarized
 -- (a placeholder tuple is inserted, then replaced by the summary).
-INSERT INTO br SELECT g, md5(g::text) FROM generate_series(6001, 8000) g;
+INSERT INTO br SELECT g, md5(g::text) FROM generate_series(15001, 17000) g;
 SELECT brin_summarize_new_values('br_id');
 SELECT brin_summarize_new_values('br_t');
+SELECT brin_summarize_new_values('br_multi');
 -- DESUMMARIZE: ranges lose their summaries; then VACUUM summarizes them
 -- again.
 SELECT brin_desummarize_range('br_id', b) FROM generate_series(3, 40, 3) b;

@@ -109,8 +109,6 @@ enum {
 #define SEGMENT_INSERT   2
 #define SEGMENT_REPLACE  3
 #define SEGMENT_ADDITEMS 4
-/* The most TIDs a page's worth of varbytes can hold. */
-#define MAX_SEG_TIDS (PG_BLCKSZ + 1)
 
 #define IT_INFO         6
 #define IT_HDR          8
@@ -383,14 +381,58 @@ merge_tids(const uint64_t *a, int na, const uint64_t *b, int nb, uint64_t *dst)
 }
 
 /*
+ * The ADDITEMS action: the segment at @p seg (segment @p segno) decoded,
+ * the @p nitems TIDs at @p items merged in, and the result encoded into
+ * @p out (a page's worth), its size in *size.
+ */
+static tarn_rc
+add_items(const redo_ctx *c, const char *type, const uint8_t *seg,
+          unsigned segno, const uint8_t *items, unsigned nitems, uint8_t *out,
+          size_t *size)
+{
+    /* A segment of n varbyte bytes holds at most n + 1 TIDs. */
+    size_t cap = (size_t)tarn_get_u16(seg + 6) + 1;
+    uint64_t *oldt = malloc(sizeof(uint64_t) * 2 * (cap + nitems + 1));
+    uint64_t *newt, *merged;
+    int nold, nm;
+    tarn_rc rc = TARN_OK;
+
+    if (oldt == NULL)
+        return tarn_err_set(c->err, TARN_ENOMEM,
+                            "GIN redo: no memory to recompress a leaf");
+    newt = oldt + cap;
+    merged = newt + nitems + 1;
+    nold = seg_decode(seg, oldt, (int)cap);
+    if (nold < 0) {
+        rc = redo_fail(c, type, "malformed posting list segment %u", segno);
+        goto out;
+    }
+    for (unsigned i = 0; i < nitems; i++) {
+        if (tarn_get_u16(items + 6 * i + 4) >= 1u << TID_OFFSET_BITS) {
+            rc = redo_fail(c, type, "item %u has offset %u", i,
+                           tarn_get_u16(items + 6 * i + 4));
+            goto out;
+        }
+        newt[i] = tid_to_u64(items + 6 * i);
+    }
+    nm = merge_tids(newt, (int)nitems, oldt, nold, merged);
+    *size = nm > 0 ? seg_encode(merged, nm, out) : 0;
+    if (*size == 0)
+        rc = redo_fail(c, type, "items added to segment %u do not encode",
+                       segno);
+out:
+    free(oldt);
+    return rc;
+}
+
+/*
  * ginRedoRecompress(): apply the segment actions in @p d (@p len bytes:
  * u16 nactions, then the actions) to the posting tree leaf in c->page.
  * The new list is built in a scratch buffer and copied over the old one;
  * bytes past its end are left as they were, as PostgreSQL leaves them.
  */
 static tarn_rc
-recompress_with(const redo_ctx *c, const char *type, const uint8_t *d,
-                size_t len, uint64_t *oldt, uint64_t *newt, uint64_t *merged)
+recompress(const redo_ctx *c, const char *type, const uint8_t *d, size_t len)
 {
     uint8_t old[PG_BLCKSZ], out[PG_BLCKSZ], seg[PG_BLCKSZ];
     size_t at, pos = 0, end, w = 0;
@@ -465,24 +507,12 @@ recompress_with(const redo_ctx *c, const char *type, const uint8_t *d,
         if (pos < end && oldsize == 0)
             return redo_fail(c, type, "segment %u overruns the list", segno);
         if (action == SEGMENT_ADDITEMS) {
-            int nold, nm;
             if (oldsize == 0)
                 return redo_fail(c, type, "items added past the last segment");
-            nold = seg_decode(old + pos, oldt, MAX_SEG_TIDS);
-            if (nold < 0)
-                return redo_fail(c, type, "malformed posting list segment %u",
-                                 segno);
-            for (unsigned i = 0; i < nitems; i++) {
-                if (tarn_get_u16(items + 6 * i + 4) >= 1u << TID_OFFSET_BITS)
-                    return redo_fail(c, type, "item %u has offset %u", i,
-                                     tarn_get_u16(items + 6 * i + 4));
-                newt[i] = tid_to_u64(items + 6 * i);
-            }
-            nm = merge_tids(newt, (int)nitems, oldt, nold, merged);
-            newsize = nm > 0 ? seg_encode(merged, nm, seg) : 0;
-            if (newsize == 0)
-                return redo_fail(
-                    c, type, "items added to segment %u do not encode", segno);
+            if ((rc = add_items(c, type, old + pos, segno, items, nitems, seg,
+                                &newsize))
+                != TARN_OK)
+                return rc;
             newseg = seg;
             action = SEGMENT_REPLACE;
         }
@@ -515,23 +545,6 @@ recompress_with(const redo_ctx *c, const char *type, const uint8_t *d,
     memcpy(c->page + GIN_DATA_START, out, w);
     set_data_size(c->page, (unsigned)w);
     return TARN_OK;
-}
-
-static tarn_rc
-recompress(const redo_ctx *c, const char *type, const uint8_t *d, size_t len)
-{
-    /* TIDs of an old segment, of the items an action adds (at most a
-     * block's data), and of the two merged. */
-    size_t nmax = MAX_SEG_TIDS + (size_t)UINT16_MAX / 6 + 1;
-    uint64_t *t = malloc(sizeof(uint64_t) * 2 * nmax);
-    tarn_rc rc;
-
-    if (t == NULL)
-        return tarn_err_set(c->err, TARN_ENOMEM,
-                            "GIN redo: no memory to recompress a leaf");
-    rc = recompress_with(c, type, d, len, t, t + MAX_SEG_TIDS, t + nmax);
-    free(t);
-    return rc;
 }
 
 /* ---- record types ----------------------------------------------------------

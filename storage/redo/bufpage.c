@@ -368,3 +368,39 @@ pg_page_index_overwrite(uint8_t *page, unsigned off, const uint8_t *item,
     memcpy(page + (int)o + diff, item, size);
     return true;
 }
+
+bool
+pg_page_index_delete_no_compact(uint8_t *page, unsigned off)
+{
+    unsigned n = pg_page_max_offset(page), upper, o, size;
+    uint32_t lp;
+
+    if (!index_page_ok(page) || off == 0 || off > n)
+        return false;
+    lp = pg_lp_get(page, off);
+    if (!index_item_ok(page, lp))
+        return false;
+    o = pg_lp_off(lp);
+    size = (unsigned)pg_maxalign(pg_lp_len(lp));
+    upper = pg_page_upper(page);
+    if (off < n) {
+        pg_lp_set(page, off, 0, PG_LP_UNUSED, 0);
+    } else {
+        tarn_put_u16(page + PG_PD_LOWER, (uint16_t)(pg_page_lower(page) - 4));
+        n--;
+    }
+    if (o > upper)
+        memmove(page + upper + size, page + upper, o - upper);
+    upper += size;
+    tarn_put_u16(page + PG_PD_UPPER, (uint16_t)upper);
+    /* PageIsEmpty(): no line pointers left. */
+    if (pg_page_lower(page) > PG_PAGE_HEADER_SIZE) {
+        for (unsigned i = 1; i <= n; i++) {
+            uint32_t w = pg_lp_get(page, i);
+            if (pg_lp_len(w) != 0 && pg_lp_off(w) <= o)
+                pg_lp_set(page, i, pg_lp_off(w) + size, pg_lp_flags(w),
+                          pg_lp_len(w));
+        }
+    }
+    return true;
+}

@@ -199,3 +199,11 @@ bool pg_page_index_multi_delete(uint8_t *page, const uint16_t *offs,
  */
 bool pg_page_index_overwrite(uint8_t *page, unsigned off, const uint8_t *item,
                              size_t size);
+
+/**
+ * PageIndexTupleDeleteNoCompact(): remove the item at @p off leaving its
+ * line pointer unused (the last one is dropped instead); the tuple data
+ * between pd_upper and the item moves up by its aligned size, and the
+ * line pointers with storage at or below the item follow.
+ */
+bool pg_page_index_delete_no_compact(uint8_t *page, unsigned off);

@@ -233,6 +233,12 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
             return redo_hash(&c);
         case PG_RM_SEQ:
             return redo_seq(&c);
+        case PG_RM_GIN:
+            return redo_gin(&c);
+        case PG_RM_BRIN:
+            return redo_brin(&c);
+        case PG_RM_GENERIC:
+            return redo_generic(&c);
         default:
             break;
         }

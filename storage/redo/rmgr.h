@@ -37,5 +37,8 @@ tarn_rc redo_heap2(redo_ctx *c);
 tarn_rc redo_seq(redo_ctx *c);
 tarn_rc redo_btree(redo_ctx *c);
 tarn_rc redo_hash(redo_ctx *c);
+tarn_rc redo_gin(redo_ctx *c);
+tarn_rc redo_brin(redo_ctx *c);
+tarn_rc redo_generic(redo_ctx *c);
 
 #endif

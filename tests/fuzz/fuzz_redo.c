@@ -6,10 +6,12 @@
  * a visibility-map block, a heap block) and whether the page starts as
  * zeros, as a pattern, (bit 0x40) as a B-tree leaf holding plain tuples
  * and posting lists (byte 1 picks how many, and whether it is rightmost),
- * or (bits 0xC0) as a hash bucket page; bytes 1..4 the SLRU page or block
- * number; the rest is the value.  Invariants: no crash or sanitizer
- * report, the result is TARN_OK, TARN_ECORRUPT or TARN_EUNSUPPORTED, and
- * a refused value leaves an error message.
+ * (bits 0xC0) as a hash bucket page, or (bit 0x20 without 0x40 and 0x80)
+ * as a GIN posting tree leaf, a GIN entry leaf or a BRIN regular page
+ * (byte 1 % 3 picks which, byte 1 / 3 how many segments or tuples); bytes
+ * 1..4 the SLRU page or block number; the rest is the value.  Invariants: no
+ * crash or sanitizer report, the result is TARN_OK, TARN_ECORRUPT or
+ * TARN_EUNSUPPORTED, and a refused value leaves an error message.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -71,6 +73,58 @@ hash_bucket(uint8_t *page, unsigned n)
     }
 }
 
+/* A GIN posting tree leaf (DATA | LEAF | COMPRESSED) of @p n segments of
+ * four TIDs each: first (10 i, 1), three varbyte deltas of 1. */
+static void
+gin_leaf(uint8_t *page, unsigned n)
+{
+    uint8_t *p = page + 32;
+
+    pg_page_init(page, 8);
+    tarn_put_u32(page + 8192 - 8, 0xFFFFFFFF); /* rightlink */
+    tarn_put_u16(page + 8192 - 2, 0x83);
+    for (unsigned i = 0; i < n; i++, p += 12) {
+        tarn_put_u16(p + 2, (uint16_t)(10 * i + 10)); /* bi_lo */
+        tarn_put_u16(p + 4, 1);
+        tarn_put_u16(p + 6, 3);
+        p[8] = p[9] = p[10] = 1;
+    }
+    tarn_put_u16(page + PG_PD_LOWER, (uint16_t)(32 + 12 * n));
+}
+
+/* A GIN entry leaf with @p n 16-byte index tuples. */
+static void
+gin_entry(uint8_t *page, unsigned n)
+{
+    pg_page_init(page, 8);
+    tarn_put_u32(page + 8192 - 8, 0xFFFFFFFF);
+    tarn_put_u16(page + 8192 - 2, 0x02); /* GIN_LEAF */
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[16] = {0};
+        tarn_put_u16(t + 4, (uint16_t)i);
+        tarn_put_u16(t + 6, 16);
+        t[8] = (uint8_t)i;
+        pg_page_add_item(page, t, 16, i, 0);
+    }
+}
+
+/* A BRIN regular page with @p n 24-byte tuples, every fourth removed
+ * leaving its line pointer unused. */
+static void
+brin_regular(uint8_t *page, unsigned n)
+{
+    pg_page_init(page, 8);
+    tarn_put_u16(page + 8192 - 2, 0xF093);
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[24] = {0};
+        tarn_put_u32(t, i);
+        t[4] = 8;
+        pg_page_add_item(page, t, 24, i, 0);
+    }
+    for (unsigned i = 4; i < n; i += 4)
+        pg_page_index_delete_no_compact(page, i);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -107,6 +161,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         btree_leaf(page, data[1] % 64, data[1] & 0x80);
     else if (data[0] & 0x80)
         memset(page, 0, sizeof(page));
+    else if (data[0] & 0x20 && data[1] % 3 == 0)
+        gin_leaf(page, data[1] / 3 % 32);
+    else if (data[0] & 0x20 && data[1] % 3 == 1)
+        gin_entry(page, data[1] / 3 % 32);
+    else if (data[0] & 0x20)
+        brin_regular(page, data[1] / 3 % 32);
     else
         for (size_t i = 0; i < sizeof(page); i++)
             page[i] = (uint8_t)(i * 31 + 7);

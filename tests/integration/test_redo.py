@@ -7,8 +7,10 @@ only checked here, never stored, and every page is rebuilt by tarn's own
 redo from the import's images and the WAL records.  The workload is
 pgbench plus sql/heap_workload.sql (every Heap and Heap2 record type that
 changes a page), sql/btree_workload.sql (every B-tree record type) and
-sql/hash_workload.sql (every Hash record type that changes a page); the
-test checks those all occur.
+sql/hash_workload.sql (every Hash record type that changes a page),
+sql/gin_workload.sql, sql/brin_workload.sql and sql/generic_workload.sql
+(every GIN, BRIN and Generic record type); the test checks those all
+occur.
 
 At the final LSN and at intermediate LSNs, every block whose last change
 logged an image reads back through get_page equal to that image under the
@@ -36,9 +38,13 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
 BTREE_WORKLOAD = HERE / "sql" / "btree_workload.sql"
 HASH_WORKLOAD = HERE / "sql" / "hash_workload.sql"
+GIN_WORKLOAD = HERE / "sql" / "gin_workload.sql"
+BRIN_WORKLOAD = HERE / "sql" / "brin_workload.sql"
+GENERIC_WORKLOAD = HERE / "sql" / "generic_workload.sql"
 N_LSNS = 10
 # Resource managers whose redo tarn implements (XLOG: images only).
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash", "Gin",
+          "BRIN", "Generic"}
 
 BTREE_TYPES = ("INSERT_LEAF", "INSERT_UPPER", "INSERT_META", "SPLIT_L",
                "SPLIT_R", "INSERT_POST", "DEDUP", "DELETE", "UNLINK_PAGE",
@@ -50,6 +56,21 @@ HASH_TYPES = ("INIT_META_PAGE", "INIT_BITMAP_PAGE", "INSERT", "ADD_OVFL_PAGE",
               "MOVE_PAGE_CONTENTS", "SQUEEZE_PAGE", "DELETE", "SPLIT_CLEANUP",
               "UPDATE_META_PAGE", "VACUUM_ONE_PAGE")
 
+# Record type names by (info & opmask) >> 4, for the rmgrs whose workloads
+# must make every type: rmid -> (opmask, names).
+GIN_TYPES = ("unknown", "CREATE_PTREE", "INSERT", "SPLIT", "VACUUM_PAGE",
+             "DELETE_PAGE", "UPDATE_META_PAGE", "INSERT_LISTPAGE",
+             "DELETE_LISTPAGE", "VACUUM_DATA_LEAF_PAGE")
+BRIN_TYPES = ("CREATE_INDEX", "INSERT", "UPDATE", "SAMEPAGE_UPDATE",
+              "REVMAP_EXTEND", "DESUMMARIZE")
+GENERIC_TYPES = ("GENERIC",)
+TYPED_RMGRS = {
+    pgwal.RM_HASH_ID: (0xF0, HASH_TYPES),
+    pgwal.RM_GIN_ID: (0xF0, GIN_TYPES),
+    pgwal.RM_BRIN_ID: (0x70, BRIN_TYPES),
+    pgwal.RM_GENERIC_ID: (0xF0, GENERIC_TYPES),
+}
+
 COMPUTE_SETTINGS = {
     "wal_consistency_checking": "'all'",
     "autovacuum": "off",
@@ -59,6 +80,54 @@ COMPUTE_SETTINGS = {
 # redo_inline_max 4: most reads rebuild their page on the worker pool.
 TARND_SETTINGS = {"checkpoint_distance": "8MB", "log_level": "info",
                   "redo_inline_max": "4"}
+
+
+GIN_VARIANTS = ("entry leaf insert", "entry internal insert",
+                "data leaf insert", "data internal insert",
+                "segment DELETE", "segment INSERT", "segment REPLACE",
+                "segment ADDITEMS", "split finishing a child split")
+
+
+def gin_segment_actions(data):
+    """The action types of a ginxlogRecompressDataLeaf."""
+    n, at = int.from_bytes(data[0:2], "little"), 2
+    for _ in range(n):
+        action = data[at + 1]
+        at += 2
+        if action in (2, 3):            # INSERT, REPLACE: a segment
+            nbytes = int.from_bytes(data[at + 6:at + 8], "little")
+            at += 8 + nbytes + (nbytes & 1)
+        elif action == 4:               # ADDITEMS: u16 count, TIDs
+            at += 2 + 6 * int.from_bytes(data[at:at + 2], "little")
+        yield action
+
+
+def gin_variants(run):
+    v = collections.Counter()
+    names = {1: "DELETE", 2: "INSERT", 3: "REPLACE", 4: "ADDITEMS"}
+    for rec in pgwal.iter_records(run.compute.pg_wal, run.start, run.final):
+        if rec.rmid != pgwal.RM_GIN_ID:
+            continue
+        op = rec.rectype
+        leafdata = None
+        if op == 0x20:                  # INSERT
+            flags = int.from_bytes(rec.main_data[0:2], "little")
+            kind = "data" if flags & 1 else "entry"
+            level = "leaf" if flags & 2 else "internal"
+            v[f"{kind} {level} insert"] += 1
+            b = rec.block(0)
+            if flags & 3 == 3 and b is not None and b.data_len:
+                leafdata = b.data
+        elif op == 0x90:                # VACUUM_DATA_LEAF_PAGE
+            b = rec.block(0)
+            if b is not None and b.data_len:
+                leafdata = b.data
+        elif op == 0x30 and rec.block(3) is not None:
+            v["split finishing a child split"] += 1
+        if leafdata is not None:
+            for a in gin_segment_actions(leafdata):
+                v[f"segment {names.get(a, a)}"] += 1
+    return v
 
 
 class Run:
@@ -79,6 +148,9 @@ def run(tmp_path_factory):
         psql_file(c, WORKLOAD)
         psql_file(c, BTREE_WORKLOAD)
         psql_file(c, HASH_WORKLOAD)
+        psql_file(c, GIN_WORKLOAD)
+        psql_file(c, BRIN_WORKLOAD)
+        psql_file(c, GENERIC_WORKLOAD)
         mid = insert_lsn(c)
         r.relations, _ = list_relations(c)
         c.psql("CHECKPOINT")
@@ -98,22 +170,30 @@ def test_timeline_does_not_trust_images(run):
 
 
 def test_redo_equals_logged_images(run):
-    ends, hash_ends = [], collections.defaultdict(list)
+    ends = []
+    typed_ends = collections.defaultdict(lambda: collections.defaultdict(list))
     for rec in pgwal.iter_records(run.compute.pg_wal, run.start, run.final):
         ends.append(rec.end)
-        if rec.rmid == pgwal.RM_HASH_ID and rec.rectype >> 4 < len(HASH_TYPES):
-            hash_ends[HASH_TYPES[rec.rectype >> 4]].append(rec.end)
+        if rec.rmid in TYPED_RMGRS:
+            opmask, names = TYPED_RMGRS[rec.rmid]
+            op = (rec.rectype & opmask) >> 4
+            if op < len(names):
+                typed_ends[rec.rmid][names[op]].append(rec.end)
     step = len(ends) // N_LSNS
     targets = [ends[step * (i + 1)] for i in range(N_LSNS - 1)]
     targets.append(run.final)
-    # The hash workload is a small part of the WAL: also compare right
-    # after the first, a middle and the last record of each Hash type, so
-    # the pages each type changes are checked as that record left them.
-    hs = collections.Counter({t: len(e) for t, e in hash_ends.items()})
-    print("\nHash records:", dict(hs))
-    assert set(hs) == set(HASH_TYPES), set(HASH_TYPES) - set(hs)
-    for e in hash_ends.values():
-        targets += [e[0], e[len(e) // 2], e[-1]]
+    # The index workloads are a small part of the WAL: also compare right
+    # after the first, a middle and the last record of each of their
+    # types, so the pages each type changes are checked as that record
+    # left them.
+    for rmid, (_, names) in TYPED_RMGRS.items():
+        by_type = typed_ends[rmid]
+        hs = collections.Counter({t: len(e) for t, e in by_type.items()})
+        print(f"\n{pgwal.rmgr_name(rmid)} records:", dict(hs))
+        want = set(names) - {"unknown"}
+        assert set(hs) == want, want - set(hs)
+        for e in by_type.values():
+            targets += [e[0], e[len(e) // 2], e[-1]]
     targets = sorted(set(targets))
     snaps = walstate.build_snapshots(
         pgwal.iter_records(run.compute.pg_wal, run.start), targets)
@@ -174,8 +254,17 @@ def test_redo_equals_logged_images(run):
             variants["delete shrinking posting lists"] += 1
     print("Btree records:", dict(bt), dict(variants))
     assert set(bt) == set(BTREE_TYPES), set(BTREE_TYPES) - set(bt)
+    # sql/gin_workload.sql makes every kind of GIN insert and every leaf
+    # segment action (ginRedoRecompress).
+    gv = gin_variants(run)
+    print("Gin variants:", dict(gv))
+    assert set(gv) == set(GIN_VARIANTS), set(GIN_VARIANTS) - set(gv)
     # sql/hash_workload.sql made every Hash record type (checked above).
     assert rep["rmgr_Hash"] > 100, rep
+    # The GIN, BRIN and Generic workloads made every type (checked above).
+    assert rep["rmgr_Gin"] > 100, rep
+    assert rep["rmgr_BRIN"] > 100, rep
+    assert rep["rmgr_Generic"] > 100, rep
     # The pages came from tarn's redo, not from stored images.
     metrics = run.tarnd.get("/metrics").body
     applied = [line for line in metrics.splitlines()

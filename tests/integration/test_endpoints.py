@@ -142,9 +142,13 @@ class Env:
         return ep
 
     def check_followed(self, ep):
-        """tarnd follows the new compute as its synchronous standby: a
-        commit (of an xid, changing no data) returns, and tarnd ingests
-        it on the branch."""
+        """tarnd follows the new compute as its synchronous standby: it
+        reaches streaming/sync, a commit (of an xid, changing no data)
+        returns, and tarnd ingests it on the branch.  (Right after start-up
+        the compute may not enforce synchronous_standby_names yet, its
+        checkpointer publishes it, so a commit alone proves nothing.)"""
+        wait_until(lambda: ep.replication() == "tarn|streaming|sync", 30,
+                   "tarn to stream as the synchronous standby")
         p = subprocess.run([str(PG_BIN / "psql"), "-X", "-At", "-h",
                             "127.0.0.1", "-p", str(ep.port), "-U",
                             "postgres", "-c", "SELECT txid_current()"],

@@ -37,7 +37,8 @@ from tarnpages import PageReader, adopt_new_compute, stop_and_ingest
 REGRESS = Path(os.environ.get("TARN_PG_REGRESS", "/var/tmp/tarn-pg15-regress"))
 PG_REGRESS = Path("/usr/lib/postgresql/15/lib/pgxs/src/test/regress/"
                   "pg_regress")
-NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash"}
+NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash", "Gist",
+          "SPGist"}
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TARN_REGRESS") != "1",

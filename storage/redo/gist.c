@@ -19,6 +19,12 @@
  * PostgreSQL updates the left child even when its full-page image was
  * restored, because the image was taken before the NSN was set; the caller
  * restores images and then calls redo_gist_restored() for that part.
+ *
+ * PostgreSQL 15.20 deprecated F_TUPLES_DELETED: neither the primary nor
+ * redo sets it any more (15.18 still set it on the redo of PAGE_UPDATE
+ * deletions and DELETE, and on the primary's VACUUM but not its prune).
+ * tarn does what 15.20 does, which both oracles check.
+ *
  * Every check PostgreSQL makes with elog(ERROR), and every place where a
  * damaged record or page would make it read or write out of bounds,
  * becomes TARN_ECORRUPT naming the record type.
@@ -52,11 +58,10 @@ enum { O_NSN = 0, O_RIGHTLINK = 8, O_FLAGS = 12, O_PAGE_ID = 14 };
 #define INVALID_BLOCK 0xFFFFFFFFu
 #define GIST_ROOT     0u
 
-#define F_LEAF           0x0001
-#define F_DELETED        0x0002
-#define F_TUPLES_DELETED 0x0004
-#define F_FOLLOW_RIGHT   0x0008
-#define F_HAS_GARBAGE    0x0010
+#define F_LEAF         0x0001
+#define F_DELETED      0x0002
+#define F_FOLLOW_RIGHT 0x0008
+#define F_HAS_GARBAGE  0x0010
 
 /* gistxlogPageSplit: origrlink, orignsn (8-aligned), origleaf, npage,
  * markfollowright; 24 bytes with padding. */
@@ -253,8 +258,6 @@ g_page_update(redo_ctx *c, const char *type)
     } else if (ndel > 0) {
         if ((rc = multi_delete(c, type, d, ndel)) != TARN_OK)
             return rc;
-        if (get_flags(c->page) & F_LEAF)
-            set_flags(c->page, get_flags(c->page) | F_TUPLES_DELETED);
         at = (size_t)ndel * 2;
     }
     off = pg_page_lower(c->page) <= PG_PAGE_HEADER_SIZE
@@ -287,8 +290,7 @@ g_delete(redo_ctx *c, const char *type)
         if ((rc = multi_delete(c, type, md + 6, ndel)) != TARN_OK)
             return rc;
     }
-    set_flags(c->page,
-              (get_flags(c->page) & ~F_HAS_GARBAGE) | F_TUPLES_DELETED);
+    set_flags(c->page, get_flags(c->page) & ~F_HAS_GARBAGE);
     return TARN_OK;
 }
 

@@ -3,16 +3,16 @@
 The consistency oracle (test_redo.py) compares pages under PostgreSQL's
 masks, which hide hint bits, the visibility map and the SLRUs.  This one
 sees them: a pg_basebackup of the compute is taken early in the workload
-(pgbench and sql/heap_, btree_ and hash_workload.sql), and at the end
-PostgreSQL itself recovers a copy of it to an LSN near the end
-(recovery_target_lsn, recovery_target_action = shutdown, WAL from the
+(pgbench and sql/heap_, btree_, hash_, gist_ and spgist_workload.sql),
+and at the end PostgreSQL itself recovers a copy of it to an LSN near the
+end (recovery_target_lsn, recovery_target_action = shutdown, WAL from the
 compute's pg_wal).  tarnd follows the same compute with
 trust_consistency_images off, so its pages come from its own redo.  Every
 relation file of the relations whose redo tarn has (heap tables with their
-visibility maps, TOAST, sequences, B-tree and hash indexes; catalogs
-included) must equal tarn's page at that LSN under the relation's mask
-with the visibility map in full, and pg_xact and pg_multixact must be
-equal byte for byte.
+visibility maps, TOAST, sequences, B-tree, hash, GiST and SP-GiST
+indexes; catalogs included) must equal tarn's page at that LSN under the
+relation's mask with the visibility map in full, and pg_xact and
+pg_multixact must be equal byte for byte.
 """
 import collections
 import shutil
@@ -33,6 +33,8 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "sql" / "heap_workload.sql"
 BTREE_WORKLOAD = HERE / "sql" / "btree_workload.sql"
 HASH_WORKLOAD = HERE / "sql" / "hash_workload.sql"
+GIST_WORKLOAD = HERE / "sql" / "gist_workload.sql"
+SPGIST_WORKLOAD = HERE / "sql" / "spgist_workload.sql"
 COMPUTE_SETTINGS = {
     "autovacuum": "off",
     "checkpoint_timeout": "'1h'",
@@ -65,6 +67,8 @@ def run(tmp_path_factory):
         psql_file(c, WORKLOAD)
         psql_file(c, BTREE_WORKLOAD)
         psql_file(c, HASH_WORKLOAD)
+        psql_file(c, GIST_WORKLOAD)
+        psql_file(c, SPGIST_WORKLOAD)
         # A checkpoint record between the backup and the target: without
         # one, PostgreSQL's recovery skips the restartpoint at shutdown
         # and leaves its changes in shared buffers, not in the files.
@@ -121,7 +125,8 @@ def test_recovery_equals_tarn(run):
     snap = walstate.build_snapshots(
         pgwal.iter_records(c.pg_wal, run.start), [at])[at]
     native = [rel for rel in run.relations
-              if rel["am"] in ("heap", "sequence", "btree", "hash")]
+              if rel["am"] in ("heap", "sequence", "btree", "hash", "gist",
+                                "spgist")]
     rep, per_am, mismatches, notes = compare_files(run.reader, native, d, at,
                                                    snap)
     print(f"\nrecovered to {lsn_str(at)}: {rep['pages']} pages of "
@@ -132,6 +137,7 @@ def test_recovery_equals_tarn(run):
     assert not mismatches
     assert per_am["heap"] > 500 and per_am["vm"] > 0, per_am
     assert per_am["btree"] > 500 and per_am["hash"] > 10, per_am
+    assert per_am["gist"] > 10 and per_am["spgist"] > 10, per_am
     # pg_xact and pg_multixact in full.
     base = f"/v1/tenant/{run.tenant}/timeline/{run.tl}/slru_page"
     slru = collections.Counter()

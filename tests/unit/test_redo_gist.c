@@ -34,11 +34,10 @@
 #define PAGE_SPLIT  0x30
 #define PAGE_DELETE 0x60
 
-#define F_LEAF           1
-#define F_DELETED        2
-#define F_TUPLES_DELETED 4
-#define F_FOLLOW_RIGHT   8
-#define F_HAS_GARBAGE    16
+#define F_LEAF         1
+#define F_DELETED      2
+#define F_FOLLOW_RIGHT 8
+#define F_HAS_GARBAGE  16
 
 static redo_stats st;
 
@@ -197,7 +196,7 @@ test_page_update(void **state)
     assert_int_equal(item(page, 1)[8], 0xB1);
     assert_int_equal(item(page, 2)[8], 0xA2);
     assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF);
-    /* A deletion on a leaf marks its tuples deleted. */
+    /* A deletion on a leaf: no F_TUPLES_DELETED since 15.20. */
     tarn_put_u16(m, 1), tarn_put_u16(m + 2, 0);
     tarn_put_u16(d, 1);
     b[0].len = 2;
@@ -205,7 +204,7 @@ test_page_update(void **state)
     assert_int_equal(apply(page, 4, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(item(page, 1)[8], 0xA2);
-    assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF | F_TUPLES_DELETED);
+    assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF);
 
     /* Block 1, the left child of a finished split: NSN and follow-right. */
     gist_page(child, F_LEAF | F_FOLLOW_RIGHT);
@@ -366,7 +365,7 @@ test_delete_and_page_delete(void **state)
     assert_int_equal(nitems(page), 2);
     assert_int_equal(item(page, 1)[8], 3);
     assert_int_equal(item(page, 2)[8], 5);
-    assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF | F_TUPLES_DELETED);
+    assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF);
     assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 32);
     /* More offsets than the record holds; an offset not on the page. */
     tarn_put_u16(m + 4, 4);

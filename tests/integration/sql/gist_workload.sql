@@ -42,6 +42,6 @@ CREATE INDEX gist_p_b ON gist_p USING gist (b);
 CREATE INDEX gist_p_r ON gist_p USING gist (r);
 INSERT INTO gist_p SELECT point(g % 37, g / 37), box(point(g, g), point(g + g % 7, g + 3)),
     int4range(g, g + g % 17)
-  FROM generate_series(1, 150) g;
+  FROM generate_series(1, 60) g;
 DELETE FROM gist_p WHERE p[0] < 10;
 VACUUM gist_p;

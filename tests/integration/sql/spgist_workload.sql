@@ -15,7 +15,7 @@ CREATE TABLE spg_q (id int, p point);
 CREATE INDEX spg_q_p ON spg_q USING spgist (p);
 CREATE INDEX spg_q_k ON spg_q USING spgist (p kd_point_ops);
 INSERT INTO spg_q SELECT g, point((g * 7919) % 1000, (g * 104729) % 1000)
-  FROM generate_series(1, 450) g;
+  FROM generate_series(1, 300) g;
 -- Text: ADD_NODE when a new first byte reaches an inner tuple,
 -- SPLIT_TUPLE when a key leaves an inner tuple's prefix.
 CREATE TABLE spg_t (id int, t text);
@@ -29,7 +29,7 @@ INSERT INTO spg_t SELECT g, chr(48 + g % 40) || 'q' || g FROM generate_series(1,
 CREATE TABLE spg_i (id int, a inet);
 CREATE INDEX spg_i_a ON spg_i USING spgist (a);
 INSERT INTO spg_i SELECT g, ('10.' || g % 7 || '.' || g % 251 || '.' || g % 13)::inet
-  FROM generate_series(1, 200) g;
+  FROM generate_series(1, 120) g;
 -- VACUUM_LEAF (dead tuples, chains) and VACUUM_REDIRECT (the redirects of
 -- committed moves become placeholders, trailing ones go).
 DELETE FROM spg_q WHERE id % 3 = 0;

@@ -204,13 +204,13 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
     b = &r.blocks[id];
     if (b->has_image && b->apply) {
         /* Restored images replace the page; the record's own change to
-         * this block is then skipped, for every resource manager. */
+         * this block is then skipped, for every resource manager but
+         * the GiST part below. */
         if ((rc = walrec_restore_image(b, page, err)) != TARN_OK)
             return rc;
         if (!pg_page_is_new(page))
             pg_page_set_lsn(page, lsn);
         atomic_fetch_add(&st->images, 1);
-        return TARN_OK;
     }
     {
         static const uint8_t none[1];
@@ -222,6 +222,11 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
                       .data = b->data != NULL ? b->data : none,
                       .data_len = b->data != NULL ? b->data_len : 0,
                       .err = err};
+        if (b->has_image && b->apply) {
+            /* GiST also sets the NSN of a left child restored from its
+             * image (taken before the NSN was). */
+            return r.rmid == PG_RM_GIST ? redo_gist_restored(&c) : TARN_OK;
+        }
         switch (r.rmid) {
         case PG_RM_HEAP:
             return redo_heap(&c);
@@ -231,6 +236,10 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
             return redo_btree(&c);
         case PG_RM_HASH:
             return redo_hash(&c);
+        case PG_RM_GIST:
+            return redo_gist(&c);
+        case PG_RM_SPGIST:
+            return redo_spgist(&c);
         case PG_RM_SEQ:
             return redo_seq(&c);
         case PG_RM_GIN:

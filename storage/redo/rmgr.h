@@ -41,4 +41,14 @@ tarn_rc redo_gin(redo_ctx *c);
 tarn_rc redo_brin(redo_ctx *c);
 tarn_rc redo_generic(redo_ctx *c);
 
+tarn_rc redo_gist(redo_ctx *c);
+tarn_rc redo_spgist(redo_ctx *c);
+
+/**
+ * The part of a GiST record PostgreSQL applies to a block even after
+ * restoring its image (the left child's NSN and F_FOLLOW_RIGHT); called
+ * by the caller once it restored @c block_id's image.
+ */
+tarn_rc redo_gist_restored(redo_ctx *c);
+
 #endif

@@ -6,11 +6,14 @@
  * a visibility-map block, a heap block) and whether the page starts as
  * zeros, as a pattern, (bit 0x40) as a B-tree leaf holding plain tuples
  * and posting lists (byte 1 picks how many, and whether it is rightmost),
- * (bits 0xC0) as a hash bucket page, or (bit 0x20 without 0x40 and 0x80)
+ * (bits 0xC0) as an index page of the kind byte 1's top two bits pick:
+ * a hash bucket, a GiST leaf, an SP-GiST leaf (live tuples in chains,
+ * placeholders, a redirect) or an SP-GiST inner page (tuples of three
+ * nodes), holding byte 1 % 64 items, or (bit 0x20 without 0x40 and 0x80)
  * as a GIN posting tree leaf, a GIN entry leaf or a BRIN regular page
  * (byte 1 % 3 picks which, byte 1 / 3 how many segments or tuples); bytes
- * 1..4 the SLRU page or block number; the rest is the value.  Invariants: no
- * crash or sanitizer report, the result is TARN_OK, TARN_ECORRUPT or
+ * 1..4 the SLRU page or block number; the rest is the value.  Invariants:
+ * no crash or sanitizer report, the result is TARN_OK, TARN_ECORRUPT or
  * TARN_EUNSUPPORTED, and a refused value leaves an error message.
  */
 #include <stdint.h>
@@ -125,6 +128,71 @@ brin_regular(uint8_t *page, unsigned n)
         pg_page_index_delete_no_compact(page, i);
 }
 
+/* A GiST leaf (16 bytes of special space, F_LEAF, the GiST page id) with
+ * @p n 24-byte index tuples. */
+static void
+gist_leaf(uint8_t *page, unsigned n)
+{
+    uint8_t *sp = page + 8192 - 16;
+
+    pg_page_init(page, 16);
+    tarn_put_u32(sp + 8, 0xFFFFFFFF); /* rightlink */
+    tarn_put_u16(sp + 12, 1);         /* F_LEAF */
+    tarn_put_u16(sp + 14, 0xFF81);    /* GIST_PAGE_ID */
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[24] = {0};
+        tarn_put_u16(t + 4, (uint16_t)i);
+        tarn_put_u16(t + 6, 24);
+        tarn_put_u32(t + 8, i * 7);
+        pg_page_add_item(page, t, sizeof t, i, 0);
+    }
+}
+
+/*
+ * An SP-GiST page (8 bytes of special space, the SP-GiST page id) with
+ * @p n items.  A leaf holds 16-byte leaf tuples chained in pairs, every
+ * fifth a placeholder and the seventh a redirect, with the counts in the
+ * special space; an inner page holds inner tuples of three 8-byte nodes.
+ */
+static void
+spgist_page(uint8_t *page, unsigned n, bool leaf)
+{
+    uint8_t *sp = page + 8192 - 8;
+    unsigned nplace = 0, nredirect = 0;
+
+    pg_page_init(page, 8);
+    tarn_put_u16(sp, leaf ? 4 : 0); /* SPGIST_LEAF */
+    tarn_put_u16(sp + 6, 0xFF82);   /* SPGIST_PAGE_ID */
+    for (unsigned i = 1; i <= n; i++) {
+        uint8_t t[32] = {0};
+        size_t len = 16;
+        if (!leaf) {
+            len = 32;
+            tarn_put_u32(t, 3u << 3); /* LIVE, 3 nodes, no prefix */
+            tarn_put_u16(t + 4, 32);
+            for (unsigned j = 0; j < 3; j++)
+                tarn_put_u16(t + 8 + 8 * j + 6, 8);
+        } else if (i % 5 == 0) {
+            tarn_put_u32(t, 3 | 16u << 2); /* PLACEHOLDER */
+            tarn_put_u32(t + 6, 0xFFFFFFFF);
+            nplace++;
+        } else if (i == 7) {
+            tarn_put_u32(t, 1 | 16u << 2); /* REDIRECT */
+            tarn_put_u16(t + 8, 3);
+            tarn_put_u16(t + 10, 1);
+            tarn_put_u32(t + 12, 700);
+            nredirect++;
+        } else {
+            tarn_put_u32(t, 16u << 2); /* LIVE */
+            tarn_put_u16(t + 4, (uint16_t)(i % 2 && i < n ? i + 1 : 0));
+            tarn_put_u16(t + 10, (uint16_t)i);
+        }
+        pg_page_add_item(page, t, len, i, 0);
+    }
+    tarn_put_u16(sp + 2, (uint16_t)nredirect);
+    tarn_put_u16(sp + 4, (uint16_t)nplace);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -155,9 +223,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         k = tkey_rel_block(1663, 5, 16384, 0, n);
         break;
     }
-    if ((data[0] & 0xC0) == 0xC0)
-        hash_bucket(page, data[1] % 64);
-    else if (data[0] & 0x40)
+    if ((data[0] & 0xC0) == 0xC0) {
+        switch (data[1] >> 6) {
+        case 0:
+            hash_bucket(page, data[1] % 64);
+            break;
+        case 1:
+            gist_leaf(page, data[1] % 64);
+            break;
+        default:
+            spgist_page(page, data[1] % 64, data[1] >> 6 == 2);
+            break;
+        }
+    } else if (data[0] & 0x40)
         btree_leaf(page, data[1] % 64, data[1] & 0x80);
     else if (data[0] & 0x80)
         memset(page, 0, sizeof(page));

@@ -3,17 +3,16 @@
 The consistency oracle (test_redo.py) compares pages under PostgreSQL's
 masks, which hide hint bits, the visibility map and the SLRUs.  This one
 sees them: a pg_basebackup of the compute is taken early in the workload
-(pgbench and sql/heap_, btree_, hash_, gin_, brin_ and
-generic_workload.sql), and at the end
-PostgreSQL itself recovers a copy of it to an LSN near the end
-(recovery_target_lsn, recovery_target_action = shutdown, WAL from the
-compute's pg_wal).  tarnd follows the same compute with
-trust_consistency_images off, so its pages come from its own redo.  Every
-relation file of the relations whose redo tarn has (heap tables with their
-visibility maps, TOAST, sequences, B-tree, hash, GIN, BRIN and bloom
-indexes; catalogs included) must equal tarn's page at that LSN under the relation's mask
-with the visibility map in full, and pg_xact and pg_multixact must be
-equal byte for byte.
+(pgbench and sql/heap_, btree_, hash_, gin_, brin_, generic_, gist_ and
+spgist_workload.sql), and at the end PostgreSQL itself recovers a copy of
+it to an LSN near the end (recovery_target_lsn, recovery_target_action =
+shutdown, WAL from the compute's pg_wal).  tarnd follows the same compute
+with trust_consistency_images off, so its pages come from its own redo.
+Every relation file of the relations whose redo tarn has (heap tables with
+their visibility maps, TOAST, sequences, B-tree, hash, GIN, BRIN, bloom,
+GiST and SP-GiST indexes; catalogs included) must equal tarn's page at that
+LSN under the relation's mask with the visibility map in full, and pg_xact
+and pg_multixact must be equal byte for byte.
 """
 import collections
 import shutil
@@ -35,8 +34,9 @@ WORKLOAD = HERE / "sql" / "heap_workload.sql"
 BTREE_WORKLOAD = HERE / "sql" / "btree_workload.sql"
 HASH_WORKLOAD = HERE / "sql" / "hash_workload.sql"
 INDEX_WORKLOADS = [HERE / "sql" / f"{am}_workload.sql"
-                   for am in ("gin", "brin", "generic")]
-NATIVE_AMS = ("heap", "sequence", "btree", "hash", "gin", "brin", "bloom")
+                   for am in ("gin", "brin", "generic", "gist", "spgist")]
+NATIVE_AMS = ("heap", "sequence", "btree", "hash", "gin", "brin", "bloom",
+              "gist", "spgist")
 COMPUTE_SETTINGS = {
     "autovacuum": "off",
     "checkpoint_timeout": "'1h'",
@@ -140,6 +140,7 @@ def test_recovery_equals_tarn(run):
     assert per_am["btree"] > 500 and per_am["hash"] > 10, per_am
     assert per_am["gin"] > 50 and per_am["brin"] > 5, per_am
     assert per_am["bloom"] > 50, per_am
+    assert per_am["gist"] > 10 and per_am["spgist"] > 10, per_am
     # pg_xact and pg_multixact in full.
     base = f"/v1/tenant/{run.tenant}/timeline/{run.tl}/slru_page"
     slru = collections.Counter()

@@ -45,7 +45,7 @@ REGRESS = Path(os.environ.get("TARN_PG_REGRESS", "/var/tmp/tarn-pg15-regress"))
 PG_REGRESS = Path("/usr/lib/postgresql/15/lib/pgxs/src/test/regress/"
                   "pg_regress")
 NATIVE = {"XLOG", "Heap", "Heap2", "Sequence", "Btree", "Hash", "Gin", "BRIN",
-          "Generic"}
+          "Generic", "Gist", "SPGist"}
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("TARN_REGRESS") != "1",

@@ -229,19 +229,20 @@ test_images_and_records(void **state)
     assert_int_equal(tval_pgrec(&v, 0, false, rec, sizeof(rec), &err), TARN_OK);
     assert_int_equal(redo_apply(&st, page, &k, 0x400, v.p, v.len, &err),
                      TARN_ECORRUPT);
-    /* An SPGist record for block 0 without an image: tarn has no redo
-     * for it yet, and says so by name. */
+    /* A record of a custom resource manager (an extension's, id 130) for
+     * block 0 without an image: tarn has no redo for it, and says so. */
     {
         uint8_t r2[24 + 4 + 12 + 4] = {0};
         r2[0] = sizeof(r2);
-        r2[17] = 16; /* SPGist */
-        r2[24] = 0;  /* block id 0, main fork, no flags, no data */
+        r2[17] = 130; /* a custom rmgr */
+        r2[24] = 0;   /* block id 0, main fork, no flags, no data */
         r2[28] = 0x7f, r2[32] = 5, r2[36] = 0x00, r2[37] = 0x40; /* rnode */
         assert_int_equal(tval_pgrec(&v, 0, false, r2, sizeof(r2), &err),
                          TARN_OK);
         assert_int_equal(redo_apply(&st, page, &k, 0x480, v.p, v.len, &err),
                          TARN_EUNSUPPORTED);
-        assert_non_null(strstr(err.msg, "SPGist"));
+        assert_non_null(strstr(err.msg, "custom"));
+        assert_non_null(strstr(err.msg, "rmgr 130"));
     }
     /* An unknown value kind. */
     {

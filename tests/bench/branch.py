@@ -42,15 +42,14 @@ from conftest import TARN
 
 
 def allocated(path):
-    """(allocated bytes, apparent bytes) of a tree, directories included."""
-    alloc = app = 0
+    """(allocated bytes, directories, files) of a tree."""
+    alloc, ndirs, nfiles = os.lstat(path).st_blocks * 512, 1, 0
     for root, dirs, files in os.walk(path):
         for n in dirs + files:
-            st = os.lstat(os.path.join(root, n))
-            alloc += st.st_blocks * 512
-            app += st.st_size
-    st = os.lstat(path)
-    return alloc + st.st_blocks * 512, app + st.st_size
+            alloc += os.lstat(os.path.join(root, n)).st_blocks * 512
+        ndirs += len(dirs)
+        nfiles += len(files)
+    return alloc, ndirs, nfiles
 
 
 def catalog_size(t):
@@ -145,26 +144,27 @@ def main():
         res = {"api": [], "cli": []}
         print(f"{'round':>5s} {'way':>4s} {'total s':>8s} {'p50 ms':>7s} "
               f"{'p99 ms':>7s} {'+disk KiB':>10s} {'+catalog KiB':>13s} "
-              f"{'load avg':>16s}")
+              f"{'+dirs':>6s} {'+files':>6s} {'load avg':>16s}")
         for rnd in range(a.rounds):
             for way in ("api", "cli"):
                 tag = f"r{rnd}{way}"
-                d0, c0 = allocated(t.data_dir)[0], catalog_size(t)
+                (d0, n0, f0), c0 = allocated(t.data_dir), catalog_size(t)
                 if way == "api":
                     wall, lat = create_api(t, tenant, root, lsns, tag)
                 else:
                     wall, lat = create_cli(t, tenant, lsns, tag)
-                d1, c1 = allocated(t.data_dir)[0], catalog_size(t)
+                (d1, n1, f1), c1 = allocated(t.data_dir), catalog_size(t)
                 with open("/proc/loadavg") as f:
                     load = " ".join(f.read().split()[:3])
                 x = {"wall": wall, "p50": statistics.median(lat),
                      "p99": pct(lat, 0.99), "disk": d1 - d0,
-                     "cat": c1 - c0}
+                     "cat": c1 - c0, "dirs": n1 - n0, "files": f1 - f0}
                 res[way].append(x)
                 print(f"{rnd + 1:5d} {way:>4s} {wall:8.2f} "
                       f"{x['p50'] * 1e3:7.2f} {x['p99'] * 1e3:7.2f} "
                       f"{x['disk'] / 1024:10.0f} {x['cat'] / 1024:13.0f} "
-                      f"{load:>16s}", flush=True)
+                      f"{x['dirs']:6d} {x['files']:6d} {load:>16s}",
+                      flush=True)
         total = sum(len(v) for v in res.values()) * a.branches
         dall, call = allocated(t.data_dir)[0], catalog_size(t)
         ntl = len(t.get(f"/v1/tenant/{tenant}").json["timelines"])

@@ -28,8 +28,9 @@
  * warm-up count.
  *
  * Output: one JSON line with requests/s, MiB/s of pages, latency mean,
- * p50, p99, p99.9 and max in microseconds, errors, and the client's CPU
- * seconds (user + system), parsed by getpage.py.
+ * p50, p99, p99.9 and max in microseconds, all responses (warm-up
+ * included, to divide CPU time by), errors, and the client's CPU seconds
+ * (user + system), parsed by getpage.py.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -87,6 +88,7 @@ typedef struct worker {
     int nconns;
     uint32_t *lat; /* nanoseconds, one per counted response */
     size_t nlat, caplat;
+    uint64_t responses; /* warm-up included */
     uint64_t errors;
     char errmsg[256];
 } worker;
@@ -413,6 +415,7 @@ on_response(worker *w, conn *c, const uint8_t *p, size_t len, int64_t now)
     } else if (len != 1 + BLCKSZ || p[0] != R_GETPAGE) {
         die("%s", "not a GetPage response");
     }
+    w->responses++;
     if (now >= g.measure_from)
         record(w, now - s->sent_ns);
     c->head = (c->head + 1) % (uint32_t)g.depth;
@@ -555,7 +558,7 @@ main(int argc, char **argv)
     conn *cs;
     uint32_t *all;
     size_t n = 0;
-    uint64_t errors = 0, hi, lo;
+    uint64_t errors = 0, responses = 0, hi, lo;
     double sum = 0;
     struct rusage ru;
     const char *errmsg = "";
@@ -645,6 +648,7 @@ main(int argc, char **argv)
     for (int i = 0; i < g.threads; i++) {
         pthread_join(ws[i].th, NULL);
         n += ws[i].nlat;
+        responses += ws[i].responses;
         errors += ws[i].errors;
         if (ws[i].errors > 0 && errmsg[0] == '\0')
             errmsg = ws[i].errmsg;
@@ -670,13 +674,14 @@ main(int argc, char **argv)
            "\"warmup_s\": %g, \"seconds\": %g, \"requests\": %zu, "
            "\"rps\": %.0f, \"mib_s\": %.1f, \"mean_us\": %.1f, "
            "\"p50_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
-           "\"max_us\": %.1f, \"errors\": %llu, \"first_error\": \"%s\", "
-           "\"client_cpu_s\": %.2f}\n",
+           "\"max_us\": %.1f, \"responses\": %llu, \"errors\": %llu, "
+           "\"first_error\": \"%s\", \"client_cpu_s\": %.3f}\n",
            g.conns, g.depth, g.threads, g.version, g.warmup, g.seconds, n,
            (double)n / g.seconds, (double)n * BLCKSZ / g.seconds / 1048576.0,
            n ? sum / (double)n / 1000.0 : 0.0, pct_us(all, n, 0.5),
            pct_us(all, n, 0.99), pct_us(all, n, 0.999),
-           n ? all[n - 1] / 1000.0 : 0.0, (unsigned long long)errors, errmsg,
+           n ? all[n - 1] / 1000.0 : 0.0, (unsigned long long)responses,
+           (unsigned long long)errors, errmsg,
            ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
                + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
     return errors > 0 ? 1 : 0;

@@ -162,6 +162,8 @@ def run_case(a, t, meta, conns, depth):
     res = json.loads(p.stdout)
     res["tarnd_cores"] = (c1 - c0) / (w1 - w0)
     res["client_cores"] = res["client_cpu_s"] / (w1 - w0)
+    res["tarnd_us"] = (c1 - c0) * 1e6 / max(res["responses"], 1)
+    res["client_us"] = res["client_cpu_s"] * 1e6 / max(res["responses"], 1)
     lookups = (h1 - h0) + (m1 - m0)
     res["hit"] = (h1 - h0) / lookups if lookups else float("nan")
     return res
@@ -216,25 +218,27 @@ def main():
                 print(f"  round {rnd + 1} {conns:3d}x{depth:<3d} "
                       f"{r['rps']:8.0f} req/s p50 {r['p50_us']:7.1f} "
                       f"p99 {r['p99_us']:8.1f} p99.9 {r['p999_us']:8.1f} us"
-                      f" tarnd {r['tarnd_cores']:.2f} cores", flush=True)
+                      f" tarnd {r['tarnd_cores']:.2f} cores "
+                      f"{r['tarnd_us']:.1f} us/req", flush=True)
             loads.append(loadavg())
     finally:
         t.stop()
 
     print(f"\n{'conns x depth':>14s} {'req/s':>8s} {'MiB/s':>7s} "
           f"{'mean us':>8s} {'p50 us':>8s} {'p99 us':>8s} {'p99.9 us':>9s} "
-          f"{'tarnd':>6s} {'client':>6s} {'cache':>6s}")
+          f"{'tarnd':>6s} {'client':>6s} {'us/req':>6s} {'cache':>6s}")
     for (conns, depth), xs in res.items():
         def m(k):
             return median([x[k] for x in xs])
         print(f"{conns:>8d} x {depth:<3d} {m('rps'):8.0f} {m('mib_s'):7.0f} "
               f"{m('mean_us'):8.1f} {m('p50_us'):8.1f} {m('p99_us'):8.1f} "
               f"{m('p999_us'):9.1f} {m('tarnd_cores'):6.2f} "
-              f"{m('client_cores'):6.2f} {m('hit'):6.0%}")
+              f"{m('client_cores'):6.2f} {m('tarnd_us'):6.1f} {m('hit'):6.0%}")
     print(f"(medians of {a.rounds} rounds of {a.seconds:g} s after "
-          f"{a.warmup:g} s warm-up; tarnd and client in cores busy; cache ="
-          f" tarnd's page cache hit ratio; load average before and after "
-          f"each round: {' | '.join(loads)})")
+          f"{a.warmup:g} s warm-up; tarnd and client: cores busy; us/req: "
+          f"tarnd's CPU time per response; cache: tarnd's page cache hit "
+          f"ratio; load average before and after each round: "
+          f"{' | '.join(loads)})")
     argv = [a for a in sys.argv[1:] if a != "--fresh"]
     print("reproduce: tests/bench/getpage.py " + " ".join(
         shlex.quote(x) for x in argv))

@@ -5,14 +5,16 @@
  * after a warm-up.
  *
  *   getpage [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP] [-j THREADS]
- *           [-v 2|3] [-s SEED] HOST:PORT TENANT TIMELINE LSN
+ *           [-v 2|3] [-s SEED] [-S] HOST:PORT TENANT TIMELINE LSN
  *           SPC/DB/REL:NBLOCKS...
  *
  * Every request is for the latest version, as a primary compute asks for
  * it: request_lsn = u64 max and not_modified_since = LSN (the timeline's
  * last_record_lsn, so tarnd never waits for WAL).  The block is uniform
  * over all blocks of the relations given (main forks), so a relation is
- * picked in proportion to its size.
+ * picked in proportion to its size.  -S (sweep) reads every block once
+ * instead, in order, spread over the connections, and stops when done
+ * (or at the time limit): a pre-warm pass.
  *
  * The client speaks the protocol over raw sockets with its own framing
  * (docs/protocols.md): a StartupMessage (trust authentication only: tarnd
@@ -80,6 +82,7 @@ typedef struct conn {
     slot *ring; /* DEPTH slots, FIFO */
     uint32_t head, count;
     uint64_t counter, seed;
+    uint64_t next; /* -S: this connection's next block in the sweep */
 } conn;
 
 typedef struct worker {
@@ -95,6 +98,7 @@ typedef struct worker {
 
 static struct {
     int conns, depth, threads, version;
+    bool sweep;
     double seconds, warmup;
     uint64_t seed, lsn;
     const char *tenant, *timeline;
@@ -297,10 +301,10 @@ handshake(int fd)
 
 /* ---- the load loop ------------------------------------------------------ */
 
+/* Block @p b of all the relations' blocks laid end to end. */
 static const rel *
-pick(uint64_t *seed, uint32_t *blk)
+locate(uint64_t b, uint32_t *blk)
 {
-    uint64_t b = rnd(seed) % g.total_blocks;
     int lo = 0, hi = g.nrels - 1;
 
     while (lo < hi) { /* the first relation whose cum exceeds b */
@@ -314,7 +318,7 @@ pick(uint64_t *seed, uint32_t *blk)
     return &g.rels[lo];
 }
 
-/* Queue requests until DEPTH are outstanding. */
+/* Queue requests until DEPTH are outstanding (or the sweep is done). */
 static void
 fill(conn *c, int64_t now)
 {
@@ -324,7 +328,11 @@ fill(conn *c, int64_t now)
         slot *s = &c->ring[(c->head + c->count) % (uint32_t)g.depth];
         uint8_t *p;
         uint32_t blk;
-        const rel *r = pick(&c->seed, &blk);
+        const rel *r;
+
+        if (g.sweep && c->next >= g.total_blocks)
+            break;
+        r = locate(g.sweep ? c->next : rnd(&c->seed) % g.total_blocks, &blk);
 
         if (c->wlen + 5 + n > c->wcap) {
             if (c->woff > 0) {
@@ -357,6 +365,7 @@ fill(conn *c, int64_t now)
         s->sent_ns = now;
         c->wlen += 5 + n;
         c->count++;
+        c->next += (uint64_t)g.conns;
     }
 }
 
@@ -479,8 +488,12 @@ run_worker(void *arg)
         flush_out(w->conns[i]);
     }
     while ((now = now_ns()) < g.end) {
-        int ms = (int)((g.end - now) / 1000000) + 1, rc;
+        int ms = (int)((g.end - now) / 1000000) + 1, rc, busy = 0;
 
+        for (int i = 0; i < w->nconns; i++)
+            busy += w->conns[i]->count > 0;
+        if (busy == 0)
+            break; /* -S: every block was read */
         for (int i = 0; i < w->nconns; i++) {
             conn *c = w->conns[i];
             pfd[i].fd = c->fd;
@@ -545,7 +558,7 @@ usage(void)
 {
     fprintf(stderr,
             "usage: getpage [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP] "
-            "[-j THREADS] [-v 2|3] [-s SEED]\n"
+            "[-j THREADS] [-v 2|3] [-s SEED] [-S]\n"
             "               HOST:PORT TENANT TIMELINE LSN "
             "SPC/DB/REL:NBLOCKS...\n");
     exit(2);
@@ -571,7 +584,7 @@ main(int argc, char **argv)
     g.seconds = 10;
     g.warmup = 2;
     g.seed = 0x9E3779B97F4A7C15ULL;
-    while ((opt = getopt(argc, argv, "c:d:t:w:j:v:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:t:w:j:v:s:S")) != -1) {
         switch (opt) {
         case 'c':
             g.conns = atoi(optarg);
@@ -593,6 +606,9 @@ main(int argc, char **argv)
             break;
         case 's':
             g.seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'S':
+            g.sweep = true;
             break;
         default:
             usage();
@@ -621,6 +637,7 @@ main(int argc, char **argv)
     for (int i = 0; i < g.conns; i++) {
         conn *c = &cs[i];
         c->idx = i;
+        c->next = (uint64_t)i;
         c->seed = g.seed + (uint64_t)i * 0x2545F4914F6CDD1DULL;
         c->wcap = (size_t)g.depth * 64 + 64;
         c->rbuf = malloc(RBUF_SIZE);

@@ -16,7 +16,9 @@ in-memory layer.  The relations read are pgbench's tables and indexes,
 with their sizes at the latest LSN from tarnd (rel_size).
 
 Measurement: a fresh tarnd on that data directory (no compute attached),
-then build/tests/bench/getpage (tests/bench/getpage.c) per case: N
+a pre-warm pass that reads every block once (so the layer files are in
+the OS cache and tarnd's page cache holds what fits), then
+build/tests/bench/getpage (tests/bench/getpage.c) per case: N
 connections in pagestream_v3, each keeping DEPTH GetPage requests
 outstanding for uniformly random blocks of those relations, request_lsn
 u64 max and not_modified_since = last_record_lsn ("latest"), --warmup
@@ -142,14 +144,33 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-def run_case(a, t, meta, conns, depth):
-    args = [bench_bin(), "-c", conns, "-d", depth, "-t", a.seconds, "-w",
-            a.warmup, "-j", min(a.threads, conns),
-            f"127.0.0.1:{t.page_port}", meta["tenant"], meta["timeline"],
-            meta["latest"]]
+def gen_args(a, t, meta, conns, depth, extra=()):
+    args = [bench_bin(), "-c", conns, "-d", depth, "-j", min(a.threads, conns),
+            *extra, f"127.0.0.1:{t.page_port}", meta["tenant"],
+            meta["timeline"], meta["latest"]]
     args += [f"{r['spc']}/{r['db']}/{r['rel']}:{r['nblocks']}"
              for r in meta["rels"]]
-    args = [str(x) for x in args]
+    return [str(x) for x in args]
+
+
+def sweep(a, t, meta):
+    """Read every block once (getpage -S): the layer files are then in
+    the OS cache, and tarnd's page cache holds what fits."""
+    t0 = time.monotonic()
+    p = subprocess.run(gen_args(a, t, meta, 8, 16, ["-S", "-t", 3600, "-w",
+                                                    0]),
+                       capture_output=True, text=True, timeout=3700)
+    if p.returncode != 0:
+        raise SystemExit(f"getpage -S failed: {p.stderr}{p.stdout}")
+    n = json.loads(p.stdout)["responses"]
+    s = time.monotonic() - t0
+    print(f"pre-warm: every block once, {n} requests in {s:.1f} s "
+          f"({n / s:.0f}/s)", flush=True)
+
+
+def run_case(a, t, meta, conns, depth):
+    args = gen_args(a, t, meta, conns, depth,
+                    ["-t", a.seconds, "-w", a.warmup])
     h0, m0 = cache_counts(t)
     c0, w0 = cpu_seconds(t.proc.pid), time.monotonic()
     p = subprocess.run(args, capture_output=True, text=True,
@@ -209,8 +230,9 @@ def main():
     cases = [(1, 1)] + [(int(n), a.depth) for n in a.conns.split(",")]
     t = Tarnd(d, sets=tarnd_sets(a)).start()
     res = {}
-    loads = [loadavg()]
     try:
+        sweep(a, t, meta)
+        loads = [loadavg()]
         for rnd in range(a.rounds):
             for conns, depth in cases:
                 r = run_case(a, t, meta, conns, depth)

@@ -17,7 +17,11 @@ alternate:
 - api: POST /v1/tenant/{t}/timeline {"ancestor_timeline_id",
   "ancestor_start_lsn", "name"} on one keep-alive HTTP connection;
 - cli: `tarn branch create NAME --lsn X/Y`, one process per branch (what
-  an operator types; includes starting the process and connecting).
+  an operator types; includes starting the process and connecting);
+- floor: not a branch, the file system work one creation does (as strace
+  shows it: an LMDB commit with its two syncs, two mkdirs each followed
+  by an fsync of the parent), done by Python in a scratch directory on
+  the same file system: what a creation cannot beat on this disk.
 
 For each round: the wall time of all creations, p50/p99 of one creation,
 and the disk space added: tarnd's data directory before and after
@@ -60,6 +64,40 @@ def catalog_size(t):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[int(p * (len(xs) - 1) + 0.5)]
+
+
+def fs_floor(directory, n):
+    """The file system work one branch creation does (strace of tarnd):
+    an LMDB commit (a page write and fdatasync, then the meta page written
+    and synced) and two mkdirs (the timeline and its layers/), each
+    followed by an fsync of its parent.  Times @n of them in @directory
+    (the data directory's file system); returns the per-branch times."""
+    probe = os.path.join(directory, "fs-probe")
+    os.makedirs(probe, exist_ok=True)
+    fd = os.open(os.path.join(probe, "db"), os.O_CREAT | os.O_RDWR, 0o600)
+    page = b"\0" * 4096
+    lat = []
+
+    os.pwrite(fd, b"\0" * (4096 * 66), 0)  # LMDB's file is already there
+    os.fsync(fd)
+
+    def mkdir_synced(path):
+        os.mkdir(path, 0o700)
+        dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dfd)
+        os.close(dfd)
+    for i in range(n):
+        s = time.monotonic()
+        os.pwrite(fd, page, 4096 * (2 + i % 64))
+        os.fdatasync(fd)
+        os.pwrite(fd, page[:128], 0)
+        os.fdatasync(fd)
+        mkdir_synced(os.path.join(probe, f"t{i}"))
+        mkdir_synced(os.path.join(probe, f"t{i}", "layers"))
+        lat.append(time.monotonic() - s)
+    os.close(fd)
+    shutil.rmtree(probe)
+    return lat
 
 
 def create_api(t, tenant, root, lsns, tag):
@@ -141,18 +179,22 @@ def main():
               f"{allocated(t.data_dir)[0] / 2**20:.1f} MiB, catalog "
               f"{catalog_size(t) / 2**10:.0f} KiB", flush=True)
 
-        res = {"api": [], "cli": []}
-        print(f"{'round':>5s} {'way':>4s} {'total s':>8s} {'p50 ms':>7s} "
+        res = {"api": [], "cli": [], "floor": []}
+        print(f"{'round':>5s} {'way':>5s} {'total s':>8s} {'p50 ms':>7s} "
               f"{'p99 ms':>7s} {'+disk KiB':>10s} {'+catalog KiB':>13s} "
               f"{'+dirs':>6s} {'+files':>6s} {'load avg':>16s}")
         for rnd in range(a.rounds):
-            for way in ("api", "cli"):
+            for way in ("api", "cli", "floor"):
                 tag = f"r{rnd}{way}"
                 (d0, n0, f0), c0 = allocated(t.data_dir), catalog_size(t)
+                t0 = time.monotonic()
                 if way == "api":
                     wall, lat = create_api(t, tenant, root, lsns, tag)
-                else:
+                elif way == "cli":
                     wall, lat = create_cli(t, tenant, lsns, tag)
+                else:
+                    lat = fs_floor(t.dir, a.branches)
+                    wall = time.monotonic() - t0
                 (d1, n1, f1), c1 = allocated(t.data_dir), catalog_size(t)
                 with open("/proc/loadavg") as f:
                     load = " ".join(f.read().split()[:3])
@@ -160,12 +202,12 @@ def main():
                      "p99": pct(lat, 0.99), "disk": d1 - d0,
                      "cat": c1 - c0, "dirs": n1 - n0, "files": f1 - f0}
                 res[way].append(x)
-                print(f"{rnd + 1:5d} {way:>4s} {wall:8.2f} "
+                print(f"{rnd + 1:5d} {way:>5s} {wall:8.2f} "
                       f"{x['p50'] * 1e3:7.2f} {x['p99'] * 1e3:7.2f} "
                       f"{x['disk'] / 1024:10.0f} {x['cat'] / 1024:13.0f} "
                       f"{x['dirs']:6d} {x['files']:6d} {load:>16s}",
                       flush=True)
-        total = sum(len(v) for v in res.values()) * a.branches
+        total = (len(res["api"]) + len(res["cli"])) * a.branches
         dall, call = allocated(t.data_dir)[0], catalog_size(t)
         ntl = len(t.get(f"/v1/tenant/{tenant}").json["timelines"])
     finally:
@@ -177,6 +219,11 @@ def main():
     for way, xs in res.items():
         def m(k):
             return median([x[k] for x in xs])
+        if way == "floor":
+            print(f"  floor: {m('wall'):.2f} s for the file system work of "
+                  f"{a.branches} branches ({m('p50') * 1e3:.2f} ms p50, "
+                  f"{m('p99') * 1e3:.2f} ms p99 each)")
+            continue
         print(f"  {way}: {m('wall'):.2f} s for {a.branches} branches "
               f"({m('p50') * 1e3:.2f} ms p50, {m('p99') * 1e3:.2f} ms p99 "
               f"each); +{m('disk') / 1024:.0f} KiB on disk "

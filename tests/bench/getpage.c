@@ -505,10 +505,11 @@ run_worker(void *arg)
             die("poll: %s", strerror(errno));
         for (int i = 0; rc > 0 && i < w->nconns; i++) {
             conn *c = w->conns[i];
-            if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL))
-                die("%s", "a connection failed");
-            if (pfd[i].revents & POLLIN)
+            /* Read first: a closing server may have said why. */
+            if (pfd[i].revents & (POLLIN | POLLHUP))
                 on_readable(w, c);
+            if (pfd[i].revents & (POLLERR | POLLNVAL))
+                die("%s", "a connection failed");
             if (pfd[i].revents & (POLLIN | POLLOUT)) {
                 fill(c, now_ns());
                 flush_out(c);

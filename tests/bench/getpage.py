@@ -25,7 +25,11 @@ u64 max and not_modified_since = last_record_lsn ("latest"), --warmup
 seconds, then --seconds measured.  Cases run in turn within a round,
 --rounds rounds; the table shows medians over rounds.  Each case also
 shows tarnd's CPU (cores busy: utime+stime of tarnd over the wall time),
-the load generator's, and tarnd's page cache hit ratio during the case.
+the load generator's, tarnd's CPU time per response (warm-up included)
+and its inverse, the requests/s tarnd would serve on a core of its own
+(tarnd serves pagestream on its one reactor thread), and tarnd's page
+cache hit ratio during the case.  On a shared machine, where tarnd gets
+only its share of a core, CPU per request is the steadier figure.
 
   tests/bench/getpage.py [--scale 50] [--rounds 3] [--seconds 10]
       [--warmup 2] [--depth 16] [--threads 1] [--page-cache 128MB]
@@ -248,18 +252,21 @@ def main():
 
     print(f"\n{'conns x depth':>14s} {'req/s':>8s} {'MiB/s':>7s} "
           f"{'mean us':>8s} {'p50 us':>8s} {'p99 us':>8s} {'p99.9 us':>9s} "
-          f"{'tarnd':>6s} {'client':>6s} {'us/req':>6s} {'cache':>6s}")
+          f"{'tarnd':>6s} {'client':>6s} {'us/req':>6s} {'req/s/core':>10s} "
+          f"{'cache':>6s}")
     for (conns, depth), xs in res.items():
         def m(k):
             return median([x[k] for x in xs])
         print(f"{conns:>8d} x {depth:<3d} {m('rps'):8.0f} {m('mib_s'):7.0f} "
               f"{m('mean_us'):8.1f} {m('p50_us'):8.1f} {m('p99_us'):8.1f} "
               f"{m('p999_us'):9.1f} {m('tarnd_cores'):6.2f} "
-              f"{m('client_cores'):6.2f} {m('tarnd_us'):6.1f} {m('hit'):6.0%}")
+              f"{m('client_cores'):6.2f} {m('tarnd_us'):6.1f} "
+              f"{1e6 / m('tarnd_us'):10.0f} {m('hit'):6.0%}")
     print(f"(medians of {a.rounds} rounds of {a.seconds:g} s after "
           f"{a.warmup:g} s warm-up; tarnd and client: cores busy; us/req: "
-          f"tarnd's CPU time per response; cache: tarnd's page cache hit "
-          f"ratio; load average before and after each round: "
+          f"tarnd's CPU time per response; req/s/core: 1 s / us/req, what "
+          f"tarnd would serve with a core to itself; cache: tarnd's page "
+          f"cache hit ratio; load average before and after each round: "
           f"{' | '.join(loads)})")
     argv = [a for a in sys.argv[1:] if a != "--fresh"]
     print("reproduce: tests/bench/getpage.py " + " ".join(

@@ -5,7 +5,7 @@
  * after a warm-up.
  *
  *   getpage [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP] [-j THREADS]
- *           [-v 2|3] [-s SEED] [-S] HOST:PORT TENANT TIMELINE LSN
+ *           [-v 2|3] [-s SEED] [-S] [-E] HOST:PORT TENANT TIMELINE LSN
  *           SPC/DB/REL:NBLOCKS...
  *
  * Every request is for the latest version, as a primary compute asks for
@@ -14,7 +14,9 @@
  * over all blocks of the relations given (main forks), so a relation is
  * picked in proportion to its size.  -S (sweep) reads every block once
  * instead, in order, spread over the connections, and stops when done
- * (or at the time limit): a pre-warm pass.
+ * (or at the time limit): a pre-warm pass.  -E measures a peer instead
+ * of HOST:PORT: an echo server inside this process that answers at once
+ * with a zero page (v3 only), the floor any page server has here.
  *
  * The client speaks the protocol over raw sockets with its own framing
  * (docs/protocols.md): a StartupMessage (trust authentication only: tarnd
@@ -98,7 +100,7 @@ typedef struct worker {
 
 static struct {
     int conns, depth, threads, version;
-    bool sweep;
+    bool sweep, echo;
     double seconds, warmup;
     uint64_t seed, lsn;
     const char *tenant, *timeline;
@@ -520,6 +522,101 @@ run_worker(void *arg)
     return NULL;
 }
 
+/* ---- -E: the echo peer -------------------------------------------------- */
+
+/*
+ * A page server that stores nothing: it answers every GetPage at once with
+ * a zero page and the v3 echo, from one blocking thread per connection.
+ * Measured with the same client, it is the floor that loopback TCP, the
+ * two processes' wakeups and this machine's load leave for any page
+ * server.
+ */
+static void *
+echo_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint8_t hdr[5], *in = malloc(RBUF_SIZE), *out = calloc(1, 5 + 8234);
+    static const uint8_t auth_ok[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0},
+                         ready[] = {'Z', 0, 0, 0, 5, 'I'},
+                         copyboth[] = {'W', 0, 0, 0, 7, 0, 0, 0};
+    uint32_t n;
+
+    if (in == NULL || out == NULL)
+        die("%s", "out of memory");
+    read_all(fd, hdr, 4); /* the startup packet: length, then the rest */
+    n = get_u32(hdr);
+    if (n < 8 || n > RBUF_SIZE)
+        die("%s", "echo: bad startup packet");
+    read_all(fd, in, n - 4);
+    write_all(fd, auth_ok, sizeof(auth_ok));
+    write_all(fd, ready, sizeof(ready));
+    for (;;) {
+        if (read(fd, hdr, 1) != 1)
+            break;
+        read_all(fd, hdr + 1, 4);
+        n = get_u32(hdr + 1);
+        if (n < 4 || n > RBUF_SIZE)
+            die("%s", "echo: bad message");
+        read_all(fd, in, n - 4);
+        if (hdr[0] == 'Q') {
+            write_all(fd, copyboth, sizeof(copyboth));
+        } else if (hdr[0] == 'd' && n - 4 >= 42 && in[0] == TAG_GETPAGE) {
+            out[0] = 'd';
+            put_u32(out + 1, 4 + 8234);
+            out[5] = R_GETPAGE;
+            memcpy(out + 6, in + 1, 24 + 17); /* reqid, LSNs, tag, blkno */
+            write_all(fd, out, 5 + 8234);
+        } else if (hdr[0] == 'X') {
+            break;
+        }
+    }
+    close(fd);
+    free(in);
+    free(out);
+    return NULL;
+}
+
+static void *
+echo_accept(void *arg)
+{
+    int lfd = (int)(intptr_t)arg, one = 1;
+
+    for (;;) {
+        pthread_t th;
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (pthread_create(&th, NULL, echo_conn, (void *)(intptr_t)fd) != 0)
+            die("%s", "pthread_create failed");
+        pthread_detach(th);
+    }
+    return NULL;
+}
+
+/* Start the echo peer on a free loopback port; returns "127.0.0.1:PORT". */
+static const char *
+echo_start(void)
+{
+    static char addr[32];
+    struct sockaddr_in sa = {0};
+    socklen_t len = sizeof(sa);
+    pthread_t th;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        || listen(lfd, MAX_CONNS) != 0
+        || getsockname(lfd, (struct sockaddr *)&sa, &len) != 0)
+        die("echo: %s", strerror(errno));
+    if (pthread_create(&th, NULL, echo_accept, (void *)(intptr_t)lfd) != 0)
+        die("%s", "pthread_create failed");
+    pthread_detach(th);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(sa.sin_port));
+    return addr;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int
@@ -559,7 +656,7 @@ usage(void)
 {
     fprintf(stderr,
             "usage: getpage [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP] "
-            "[-j THREADS] [-v 2|3] [-s SEED] [-S]\n"
+            "[-j THREADS] [-v 2|3] [-s SEED] [-S] [-E]\n"
             "               HOST:PORT TENANT TIMELINE LSN "
             "SPC/DB/REL:NBLOCKS...\n");
     exit(2);
@@ -575,7 +672,7 @@ main(int argc, char **argv)
     uint64_t errors = 0, responses = 0, hi, lo;
     double sum = 0;
     struct rusage ru;
-    const char *errmsg = "";
+    const char *errmsg = "", *target;
     int opt;
 
     g.conns = 1;
@@ -585,7 +682,7 @@ main(int argc, char **argv)
     g.seconds = 10;
     g.warmup = 2;
     g.seed = 0x9E3779B97F4A7C15ULL;
-    while ((opt = getopt(argc, argv, "c:d:t:w:j:v:s:S")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:t:w:j:v:s:SE")) != -1) {
         switch (opt) {
         case 'c':
             g.conns = atoi(optarg);
@@ -611,6 +708,9 @@ main(int argc, char **argv)
         case 'S':
             g.sweep = true;
             break;
+        case 'E':
+            g.echo = true;
+            break;
         default:
             usage();
         }
@@ -621,6 +721,7 @@ main(int argc, char **argv)
         usage();
     if (g.threads > g.conns)
         g.threads = g.conns;
+    target = g.echo ? echo_start() : argv[optind];
     g.tenant = argv[optind + 1];
     g.timeline = argv[optind + 2];
     if (sscanf(argv[optind + 3], "%" SCNx64 "/%" SCNx64, &hi, &lo) != 2)
@@ -646,7 +747,7 @@ main(int argc, char **argv)
         c->ring = calloc((size_t)g.depth, sizeof(slot));
         if (c->rbuf == NULL || c->wbuf == NULL || c->ring == NULL)
             die("%s", "out of memory");
-        c->fd = connect_to(argv[optind]);
+        c->fd = connect_to(target);
         handshake(c->fd);
     }
     for (int i = 0; i < g.threads; i++) {

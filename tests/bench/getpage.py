@@ -31,6 +31,12 @@ and its inverse, the requests/s tarnd would serve on a core of its own
 cache hit ratio during the case.  On a shared machine, where tarnd gets
 only its share of a core, CPU per request is the steadier figure.
 
+The peer, measured in the same rounds with the same client: getpage -E,
+an echo server inside the load generator that answers each GetPage at
+once with a zero page (1 connection at depth 1, and 8 connections at
+--depth): the floor that loopback TCP and this machine's load leave for
+any page server.
+
   tests/bench/getpage.py [--scale 50] [--rounds 3] [--seconds 10]
       [--warmup 2] [--depth 16] [--threads 1] [--page-cache 128MB]
       [--dir /tmp/tarn-bench-getpage-s50] [--fresh]
@@ -172,9 +178,10 @@ def sweep(a, t, meta):
           f"({n / s:.0f}/s)", flush=True)
 
 
-def run_case(a, t, meta, conns, depth):
+def run_case(a, t, meta, conns, depth, echo=False):
     args = gen_args(a, t, meta, conns, depth,
-                    ["-t", a.seconds, "-w", a.warmup])
+                    ["-t", a.seconds, "-w", a.warmup] + (["-E"] if echo
+                                                         else []))
     h0, m0 = cache_counts(t)
     c0, w0 = cpu_seconds(t.proc.pid), time.monotonic()
     p = subprocess.run(args, capture_output=True, text=True,
@@ -185,6 +192,11 @@ def run_case(a, t, meta, conns, depth):
         raise SystemExit(f"getpage failed ({p.returncode}): {p.stderr}"
                          f"{p.stdout}")
     res = json.loads(p.stdout)
+    if echo:  # the client's CPU includes the echo threads
+        res.update(tarnd_cores=float("nan"), client_cores=float("nan"),
+                   tarnd_us=float("nan"), client_us=float("nan"),
+                   hit=float("nan"))
+        return res
     res["tarnd_cores"] = (c1 - c0) / (w1 - w0)
     res["client_cores"] = res["client_cpu_s"] / (w1 - w0)
     res["tarnd_us"] = (c1 - c0) * 1e6 / max(res["responses"], 1)
@@ -231,42 +243,53 @@ def main():
           f"layers, {st['layer_bytes'] / 1e6:.0f} MB; page cache "
           f"{a.page_cache}", flush=True)
 
-    cases = [(1, 1)] + [(int(n), a.depth) for n in a.conns.split(",")]
+    cases = [(1, 1, False)] + [(int(n), a.depth, False)
+                               for n in a.conns.split(",")]
+    cases += [(1, 1, True), (8, a.depth, True)]
     t = Tarnd(d, sets=tarnd_sets(a)).start()
     res = {}
     try:
         sweep(a, t, meta)
         loads = [loadavg()]
         for rnd in range(a.rounds):
-            for conns, depth in cases:
-                r = run_case(a, t, meta, conns, depth)
-                res.setdefault((conns, depth), []).append(r)
-                print(f"  round {rnd + 1} {conns:3d}x{depth:<3d} "
+            for conns, depth, echo in cases:
+                r = run_case(a, t, meta, conns, depth, echo)
+                res.setdefault((conns, depth, echo), []).append(r)
+                print(f"  round {rnd + 1} {'echo' if echo else 'tarn'} "
+                      f"{conns:3d}x{depth:<3d} "
                       f"{r['rps']:8.0f} req/s p50 {r['p50_us']:7.1f} "
                       f"p99 {r['p99_us']:8.1f} p99.9 {r['p999_us']:8.1f} us"
-                      f" tarnd {r['tarnd_cores']:.2f} cores "
-                      f"{r['tarnd_us']:.1f} us/req", flush=True)
+                      + ("" if echo else
+                         f" tarnd {r['tarnd_cores']:.2f} cores "
+                         f"{r['tarnd_us']:.1f} us/req"), flush=True)
             loads.append(loadavg())
     finally:
         t.stop()
 
-    print(f"\n{'conns x depth':>14s} {'req/s':>8s} {'MiB/s':>7s} "
+    print(f"\n{'server':6s} {'conns x depth':>14s} {'req/s':>8s} "
+          f"{'MiB/s':>7s} "
           f"{'mean us':>8s} {'p50 us':>8s} {'p99 us':>8s} {'p99.9 us':>9s} "
           f"{'tarnd':>6s} {'client':>6s} {'us/req':>6s} {'req/s/core':>10s} "
           f"{'cache':>6s}")
-    for (conns, depth), xs in res.items():
+    for (conns, depth, echo), xs in res.items():
         def m(k):
             return median([x[k] for x in xs])
-        print(f"{conns:>8d} x {depth:<3d} {m('rps'):8.0f} {m('mib_s'):7.0f} "
+        print(f"{'echo' if echo else 'tarnd':6s} "
+              f"{conns:>8d} x {depth:<3d} {m('rps'):8.0f} {m('mib_s'):7.0f} "
               f"{m('mean_us'):8.1f} {m('p50_us'):8.1f} {m('p99_us'):8.1f} "
-              f"{m('p999_us'):9.1f} {m('tarnd_cores'):6.2f} "
-              f"{m('client_cores'):6.2f} {m('tarnd_us'):6.1f} "
-              f"{1e6 / m('tarnd_us'):10.0f} {m('hit'):6.0%}")
+              f"{m('p999_us'):9.1f} "
+              + (f"{'-':>6s} {'-':>6s} {'-':>6s} {'-':>10s} {'-':>6s}"
+                 if echo else
+                 f"{m('tarnd_cores'):6.2f} {m('client_cores'):6.2f} "
+                 f"{m('tarnd_us'):6.1f} {1e6 / m('tarnd_us'):10.0f} "
+                 f"{m('hit'):6.0%}"))
     print(f"(medians of {a.rounds} rounds of {a.seconds:g} s after "
           f"{a.warmup:g} s warm-up; tarnd and client: cores busy; us/req: "
           f"tarnd's CPU time per response; req/s/core: 1 s / us/req, what "
           f"tarnd would serve with a core to itself; cache: tarnd's page "
-          f"cache hit ratio; load average before and after each round: "
+          f"cache hit ratio; echo: the peer, getpage -E, a server that "
+          f"answers at once with a zero page; load average before and "
+          f"after each round: "
           f"{' | '.join(loads)})")
     argv = [a for a in sys.argv[1:] if a != "--fresh"]
     print("reproduce: tests/bench/getpage.py " + " ".join(

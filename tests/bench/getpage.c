@@ -45,6 +45,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -531,6 +532,41 @@ run_worker(void *arg)
  * two processes' wakeups and this machine's load leave for any page
  * server.
  */
+/* The echo side's I/O: false when the client has gone (the end of a run). */
+static bool
+echo_read(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool
+echo_write(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
 static void *
 echo_conn(void *arg)
 {
@@ -543,33 +579,31 @@ echo_conn(void *arg)
 
     if (in == NULL || out == NULL)
         die("%s", "out of memory");
-    read_all(fd, hdr, 4); /* the startup packet: length, then the rest */
-    n = get_u32(hdr);
-    if (n < 8 || n > RBUF_SIZE)
-        die("%s", "echo: bad startup packet");
-    read_all(fd, in, n - 4);
-    write_all(fd, auth_ok, sizeof(auth_ok));
-    write_all(fd, ready, sizeof(ready));
-    for (;;) {
-        if (read(fd, hdr, 1) != 1)
-            break;
-        read_all(fd, hdr + 1, 4);
+    /* The startup packet: its length, then the rest. */
+    if (!echo_read(fd, hdr, 4) || (n = get_u32(hdr)) < 8 || n > RBUF_SIZE
+        || !echo_read(fd, in, n - 4)
+        || !echo_write(fd, auth_ok, sizeof(auth_ok))
+        || !echo_write(fd, ready, sizeof(ready)))
+        goto out;
+    out[0] = 'd';
+    put_u32(out + 1, 4 + 8234);
+    out[5] = R_GETPAGE;
+    while (echo_read(fd, hdr, 5)) {
         n = get_u32(hdr + 1);
-        if (n < 4 || n > RBUF_SIZE)
-            die("%s", "echo: bad message");
-        read_all(fd, in, n - 4);
+        if (n < 4 || n > RBUF_SIZE || !echo_read(fd, in, n - 4))
+            break;
         if (hdr[0] == 'Q') {
-            write_all(fd, copyboth, sizeof(copyboth));
+            if (!echo_write(fd, copyboth, sizeof(copyboth)))
+                break;
         } else if (hdr[0] == 'd' && n - 4 >= 42 && in[0] == TAG_GETPAGE) {
-            out[0] = 'd';
-            put_u32(out + 1, 4 + 8234);
-            out[5] = R_GETPAGE;
             memcpy(out + 6, in + 1, 24 + 17); /* reqid, LSNs, tag, blkno */
-            write_all(fd, out, 5 + 8234);
+            if (!echo_write(fd, out, 5 + 8234))
+                break;
         } else if (hdr[0] == 'X') {
             break;
         }
     }
+out:
     close(fd);
     free(in);
     free(out);
@@ -675,6 +709,7 @@ main(int argc, char **argv)
     const char *errmsg = "", *target;
     int opt;
 
+    signal(SIGPIPE, SIG_IGN); /* a closed socket is an error, not a kill */
     g.conns = 1;
     g.depth = 1;
     g.threads = 1;

@@ -39,7 +39,8 @@ segment(uint8_t *p, uint32_t blk, uint16_t off, const uint8_t *bytes, size_t n)
 {
     tid(p, blk, off);
     tarn_put_u16(p + 6, (uint16_t)n);
-    memcpy(p + 8, bytes, n);
+    if (n > 0)
+        memcpy(p + 8, bytes, n);
     if (n & 1)
         p[8 + n++] = 0;
     return 8 + n;

@@ -156,8 +156,10 @@ call(cli *c, const char *method, const char *path, json_t *body)
 
     if (status == 0)
         die("%s", msg);
-    if (status < 200 || status >= 300)
+    if (status < 200 || status >= 300) {
+        json_decref(j); /* msg holds what the answer said */
         die("%s %s failed (%ld): %s", method, path, status, msg);
+    }
     return j;
 }
 

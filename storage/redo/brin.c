@@ -55,22 +55,6 @@ enum { M_MAGIC = 0, M_VERSION = 4, M_PPR = 8, M_LAST_REVMAP = 12, M_SIZE = 16 };
     ((PG_BLCKSZ - PG_PAGE_HEADER_SIZE - BRIN_SPECIAL_SIZE) / 6)
 #define INVALID_BLOCK 0xFFFFFFFFu
 
-static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
 /* brin_page_init(). */
 static void
 brin_init(uint8_t *page, uint16_t type)
@@ -139,7 +123,7 @@ insert_update(redo_ctx *c, const char *type, const uint8_t *ins)
         return set_revmap(c, type, tarn_get_u32(ins + 4), tarn_get_u32(ins),
                           c->r->blocks[0].blkno, (uint16_t)off);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -150,8 +134,8 @@ b_create_index(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 6)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 6)) != TARN_OK)
         return rc;
     brin_init(c->page, PAGETYPE_META);
     tarn_put_u32(m + M_MAGIC, BRIN_META_MAGIC);
@@ -167,7 +151,7 @@ b_update(redo_ctx *c, const char *type)
 {
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 14)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 14)) != TARN_OK)
         return rc;
     if (c->block_id == 2)
         return delete_no_compact(c, type, tarn_get_u16(c->r->main_data));
@@ -181,8 +165,8 @@ b_samepage_update(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     off = tarn_get_u16(c->r->main_data);
     if (c->data_len == 0
@@ -197,7 +181,7 @@ b_revmap_extend(redo_ctx *c, const char *type)
 {
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 4)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 4)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -211,7 +195,7 @@ b_revmap_extend(redo_ctx *c, const char *type)
         brin_init(c->page, PAGETYPE_REVMAP);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -220,7 +204,7 @@ b_desummarize(redo_ctx *c, const char *type)
     const uint8_t *md = c->r->main_data;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 10)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 10)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -229,7 +213,7 @@ b_desummarize(redo_ctx *c, const char *type)
     case 1:
         return delete_no_compact(c, type, tarn_get_u16(md + 8));
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 tarn_rc
@@ -244,7 +228,7 @@ redo_brin(redo_ctx *c)
         rc = b_create_index(c, type);
         break;
     case B_INSERT:
-        if ((rc = need_main(c, type, 10)) == TARN_OK)
+        if ((rc = redo_need_main(c, type, 10)) == TARN_OK)
             rc = insert_update(c, type, c->r->main_data);
         break;
     case B_UPDATE:

@@ -117,31 +117,6 @@ enum {
 /* ---- helpers ---------------------------------------------------------------
  */
 
-static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
-static tarn_rc
-need_data(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->data_len < n)
-        return redo_fail(c, type, "block data of %u bytes, %u expected",
-                         c->data_len, n);
-    return TARN_OK;
-}
-
 static uint8_t *
 opq(uint8_t *page)
 {
@@ -557,8 +532,8 @@ g_create_ptree(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 4)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 4)) != TARN_OK)
         return rc;
     size = tarn_get_u32(c->r->main_data);
     if (size > GIN_DATA_MAX_SIZE || size > c->r->main_len - 4)
@@ -580,7 +555,7 @@ insert_entry(redo_ctx *c, const char *type, bool leaf, uint32_t rightblk)
     uint8_t *itup;
     tarn_rc rc;
 
-    if ((rc = need_data(c, type, 4 + IT_HDR)) != TARN_OK)
+    if ((rc = redo_need_data(c, type, 4 + IT_HDR)) != TARN_OK)
         return rc;
     off = tarn_get_u16(d);
     s = tarn_get_u16(d + 4 + IT_INFO) & INDEX_SIZE_MASK;
@@ -612,7 +587,7 @@ insert_data_internal(redo_ctx *c, const char *type, uint32_t rightblk)
     uint8_t *items = c->page + GIN_DATA_START;
     tarn_rc rc;
 
-    if ((rc = need_data(c, type, 2 + POSTING_ITEM_SIZE)) != TARN_OK)
+    if ((rc = redo_need_data(c, type, 2 + POSTING_ITEM_SIZE)) != TARN_OK)
         return rc;
     off = tarn_get_u16(c->data);
     if (off == 0 || off > maxoff
@@ -640,12 +615,12 @@ g_insert(redo_ctx *c, const char *type)
     uint32_t rightblk = INVALID_BLOCK;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     flags = tarn_get_u16(md);
     leaf = (flags & GIN_INSERT_ISLEAF) != 0;
     if (!leaf) {
-        if ((rc = need_main(c, type, 10)) != TARN_OK)
+        if ((rc = redo_need_main(c, type, 10)) != TARN_OK)
             return rc;
         rightblk = get_block_id(md + 6);
     }
@@ -664,7 +639,7 @@ g_insert(redo_ctx *c, const char *type)
             return clear_incomplete_split(c, type);
         break;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -673,10 +648,10 @@ g_delete_page(redo_ctx *c, const char *type)
     const uint8_t *md = c->r->main_data;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 12)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 12)) != TARN_OK)
         return rc;
     if (c->block_id > 2)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     if ((rc = need_gin_page(c, type)) != TARN_OK)
         return rc;
     switch (c->block_id) {
@@ -715,7 +690,7 @@ g_update_meta(redo_ctx *c, const char *type)
     int32_t ntuples;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 84)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 84)) != TARN_OK)
         return rc;
     ntuples = (int32_t)tarn_get_u32(md + 80);
     switch (c->block_id) {
@@ -742,7 +717,7 @@ g_update_meta(redo_ctx *c, const char *type)
         }
         break;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -753,8 +728,8 @@ g_insert_listpage(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     right = tarn_get_u32(md);
     gin_init(c->page, GIN_LIST);
@@ -774,7 +749,7 @@ g_delete_listpage(redo_ctx *c, const char *type)
     int32_t ndeleted;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, GIN_META_SIZE + 4)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, GIN_META_SIZE + 4)) != TARN_OK)
         return rc;
     ndeleted = (int32_t)tarn_get_u32(md + GIN_META_SIZE);
     if (c->block_id == 0) {
@@ -782,7 +757,7 @@ g_delete_listpage(redo_ctx *c, const char *type)
         return TARN_OK;
     }
     if ((int32_t)c->block_id > ndeleted)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     gin_init(c->page, GIN_DELETED);
     return TARN_OK;
 }
@@ -808,7 +783,7 @@ redo_gin(redo_ctx *c)
                 rc = clear_incomplete_split(c, type);
                 break;
             }
-            return no_part(c, type);
+            return redo_no_part(c, type);
         }
         return redo_fail(c, type,
                          "the record did not contain a full-page image");
@@ -817,7 +792,7 @@ redo_gin(redo_ctx *c)
                          "the record did not contain a full-page image");
     case G_VACUUM_DATA_LEAF_PAGE:
         if (c->block_id != 0)
-            return no_part(c, type);
+            return redo_no_part(c, type);
         rc = recompress(c, type, c->data, c->data_len);
         break;
     case G_DELETE_PAGE:

@@ -101,22 +101,6 @@ set_nsn(uint8_t *page, uint64_t nsn)
     tarn_put_u32(opq(page) + O_NSN + 4, (uint32_t)nsn);
 }
 
-static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
 /* The page must be a GiST page PostgreSQL can work on. */
 static tarn_rc
 need_gist_page(const redo_ctx *c, const char *type)
@@ -230,12 +214,12 @@ g_page_update(redo_ctx *c, const char *type)
     unsigned ndel, nins, n = 0, off;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 4)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 4)) != TARN_OK)
         return rc;
     if (c->block_id == 1)
         return clear_follow_right(c, type);
     if (c->block_id != 0)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     if ((rc = need_gist_page(c, type)) != TARN_OK)
         return rc;
     ndel = tarn_get_u16(c->r->main_data);
@@ -278,8 +262,8 @@ g_delete(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 6)) != TARN_OK
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 6)) != TARN_OK
         || (rc = need_gist_page(c, type)) != TARN_OK)
         return rc;
     if (c->r->main_len > 6) {
@@ -305,14 +289,14 @@ g_page_split(redo_ctx *c, const char *type)
     uint32_t blkno = c->b->blkno;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, S_SIZE)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, S_SIZE)) != TARN_OK)
         return rc;
     if (c->block_id == 0)
         return clear_follow_right(c, type);
     npage = tarn_get_u16(md + S_NPAGE);
     i = c->block_id - 1u;
     if (i >= npage)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     /* PostgreSQL notices a root split as it reaches the root's block. */
     for (unsigned j = 0; j <= i; j++) {
         const walrec_block *bj = &c->r->blocks[j + 1];
@@ -359,7 +343,7 @@ g_page_delete(redo_ctx *c, const char *type)
     unsigned off;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 10)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 10)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -382,7 +366,7 @@ g_page_delete(redo_ctx *c, const char *type)
                              pg_page_max_offset(c->page));
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 tarn_rc
@@ -407,7 +391,7 @@ redo_gist(redo_ctx *c)
         break;
     case G_PAGE_REUSE:
     case G_ASSIGN_LSN:
-        return no_part(c, type);
+        return redo_no_part(c, type);
     default:
         return redo_fail(c, type, "unknown op code 0x%02X", op);
     }

@@ -154,31 +154,6 @@ put_f64(uint8_t *p, double d)
     tarn_put_u64(p, u);
 }
 
-static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
-static tarn_rc
-need_data(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->data_len < n)
-        return redo_fail(c, type, "block data of %u bytes, %u expected",
-                         c->data_len, n);
-    return TARN_OK;
-}
-
 /* The page must be a hash index page PostgreSQL can work on. */
 static tarn_rc
 need_hash_page(const redo_ctx *c, const char *type)
@@ -337,7 +312,7 @@ bitmap_bit(const redo_ctx *c, const char *type, bool set)
     tarn_rc rc;
 
     if ((rc = need_hash_page(c, type)) != TARN_OK
-        || (rc = need_data(c, type, 4)) != TARN_OK)
+        || (rc = redo_need_data(c, type, 4)) != TARN_OK)
         return rc;
     bit = tarn_get_u32(c->data);
     if ((size_t)(bit / 32) * 4 + 4 > H_SPECIAL - PG_PAGE_HEADER_SIZE)
@@ -431,8 +406,8 @@ h_init_meta(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 14)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 14)) != TARN_OK)
         return rc;
     ffactor = tarn_get_u16(md + 12);
     if (ffactor == 0)
@@ -450,7 +425,7 @@ h_init_bitmap(redo_ctx *c, const char *type)
     uint32_t nmaps;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -466,7 +441,7 @@ h_init_bitmap(redo_ctx *c, const char *type)
         tarn_put_u32(m + M_NMAPS, nmaps + 1);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -475,7 +450,7 @@ h_insert(redo_ctx *c, const char *type)
     uint8_t *m = meta(c->page);
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -489,7 +464,7 @@ h_insert(redo_ctx *c, const char *type)
         put_f64(m + M_NTUPLES, get_f64(m + M_NTUPLES) + 1);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -500,13 +475,13 @@ h_add_ovfl(redo_ctx *c, const char *type)
     uint8_t *m = meta(c->page);
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 3)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 3)) != TARN_OK)
         return rc;
     if (!b0->in_use || !b1->in_use)
         return redo_fail(c, type, "blocks 0 and 1 are not both present");
     switch (c->block_id) {
     case 0:
-        if ((rc = need_data(c, type, 4)) != TARN_OK)
+        if ((rc = redo_need_data(c, type, 4)) != TARN_OK)
             return rc;
         h_init(c->page, b1->blkno, INVALID_BLOCK, tarn_get_u32(c->data),
                LH_OVERFLOW_PAGE);
@@ -523,7 +498,7 @@ h_add_ovfl(redo_ctx *c, const char *type)
     case 4: {
         uint32_t op, sp;
         if ((rc = need_hash_page(c, type)) != TARN_OK
-            || (rc = need_data(c, type, 4)) != TARN_OK)
+            || (rc = redo_need_data(c, type, 4)) != TARN_OK)
             return rc;
         tarn_put_u32(m + M_FIRSTFREE, tarn_get_u32(c->data));
         if (md[2])
@@ -545,7 +520,7 @@ h_add_ovfl(redo_ctx *c, const char *type)
         return TARN_OK;
     }
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -556,7 +531,7 @@ h_split_allocate(redo_ctx *c, const char *type)
     uint32_t newb;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 9)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 9)) != TARN_OK)
         return rc;
     newb = tarn_get_u32(md);
     switch (c->block_id) {
@@ -577,7 +552,7 @@ h_split_allocate(redo_ctx *c, const char *type)
         if (md[8] & SPLIT_UPDATE_SPLITPOINT)
             need += 8;
         if ((rc = need_hash_page(c, type)) != TARN_OK
-            || (rc = need_data(c, type, need)) != TARN_OK)
+            || (rc = redo_need_data(c, type, need)) != TARN_OK)
             return rc;
         if ((md[8] & SPLIT_UPDATE_SPLITPOINT)) {
             uint32_t op =
@@ -599,7 +574,7 @@ h_split_allocate(redo_ctx *c, const char *type)
         return TARN_OK;
     }
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -607,10 +582,10 @@ h_split_complete(redo_ctx *c, const char *type)
 {
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 4)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 4)) != TARN_OK)
         return rc;
     if (c->block_id > 1)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     if ((rc = need_hash_page(c, type)) != TARN_OK)
         return rc;
     set_flag(c->page, tarn_get_u16(c->r->main_data + 2 * c->block_id));
@@ -626,7 +601,7 @@ h_move_squeeze(redo_ctx *c, const char *type, bool squeeze, bool *changed)
     bool prev_same;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, squeeze ? 12 : 3)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, squeeze ? 12 : 3)) != TARN_OK)
         return rc;
     ntups = tarn_get_u16(md + (squeeze ? 8 : 0));
     prev_same = squeeze && md[11];
@@ -652,7 +627,7 @@ h_move_squeeze(redo_ctx *c, const char *type, bool squeeze, bool *changed)
         return TARN_OK;
     }
     if (!squeeze)
-        return no_part(c, type);
+        return redo_no_part(c, type);
     switch (c->block_id) {
     case 3:
         if (prev_same)
@@ -670,12 +645,12 @@ h_move_squeeze(redo_ctx *c, const char *type, bool squeeze, bool *changed)
         return bitmap_bit(c, type, false);
     case 6:
         if ((rc = need_hash_page(c, type)) != TARN_OK
-            || (rc = need_data(c, type, 4)) != TARN_OK)
+            || (rc = redo_need_data(c, type, 4)) != TARN_OK)
             return rc;
         tarn_put_u32(meta(c->page) + M_FIRSTFREE, tarn_get_u32(c->data));
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -683,7 +658,7 @@ h_delete(redo_ctx *c, const char *type, bool *changed)
 {
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     switch (c->block_id) {
     case 0:
@@ -698,7 +673,7 @@ h_delete(redo_ctx *c, const char *type, bool *changed)
             set_flag(c->page, get_flag(c->page) & ~LH_PAGE_HAS_DEAD_TUPLES);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -708,7 +683,7 @@ h_vacuum_one_page(redo_ctx *c, const char *type)
     int32_t ntuples;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     ntuples = (int32_t)tarn_get_u32(md + 4);
     switch (c->block_id) {
@@ -733,7 +708,7 @@ h_vacuum_one_page(redo_ctx *c, const char *type)
         return TARN_OK;
     }
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 tarn_rc
@@ -775,7 +750,7 @@ redo_hash(redo_ctx *c)
         break;
     case H_SPLIT_CLEANUP:
         if (c->block_id != 0) {
-            rc = no_part(c, type);
+            rc = redo_no_part(c, type);
             break;
         }
         if ((rc = need_hash_page(c, type)) == TARN_OK)
@@ -784,10 +759,10 @@ redo_hash(redo_ctx *c)
         break;
     case H_UPDATE_META_PAGE:
         if (c->block_id != 0) {
-            rc = no_part(c, type);
+            rc = redo_no_part(c, type);
             break;
         }
-        if ((rc = need_main(c, type, 8)) == TARN_OK
+        if ((rc = redo_need_main(c, type, 8)) == TARN_OK
             && (rc = need_hash_page(c, type)) == TARN_OK)
             put_f64(meta(c->page) + M_NTUPLES, get_f64(c->r->main_data));
         break;

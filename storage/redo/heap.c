@@ -14,7 +14,6 @@
  * Every check PostgreSQL makes with elog(PANIC) becomes TARN_ECORRUPT with
  * the rmgr, record type, LSN and block, and the page is not served.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -96,23 +95,6 @@ static const char *const heap_names[8] = {"INSERT",   "DELETE",     "UPDATE",
 static const char *const heap2_names[8] = {
     "REWRITE", "PRUNE",        "VACUUM",       "FREEZE_PAGE",
     "VISIBLE", "MULTI_INSERT", "LOCK_UPDATED", "NEW_CID"};
-
-tarn_rc
-redo_fail(const redo_ctx *c, const char *type, const char *why, ...)
-{
-    char l[TARN_LSN_STRLEN], msg[TARN_ERR_MSG / 2];
-    va_list ap;
-
-    va_start(ap, why);
-    vsnprintf(msg, sizeof(msg), why, ap);
-    va_end(ap);
-    return tarn_err_set(c->err, TARN_ECORRUPT,
-                        "redo of %s %s record ending at %s, block %u of "
-                        "%u/%u/%u fork %u: %s",
-                        pg_rmgr_name(c->r->rmid), type,
-                        tarn_lsn_format(c->lsn, l), c->b->blkno, c->b->rel.spc,
-                        c->b->rel.db, c->b->rel.rel, c->b->fork, msg);
-}
 
 /* ---- tuple header helpers ------------------------------------------------ */
 
@@ -219,15 +201,6 @@ add_tuple(const redo_ctx *c, const char *type, uint8_t *tup, size_t len,
     return TARN_OK;
 }
 
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
 /* ---- Heap ---------------------------------------------------------------- */
 
 static tarn_rc
@@ -240,7 +213,7 @@ heap_insert(redo_ctx *c, const char *type)
     size_t n;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 3)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 3)) != TARN_OK)
         return rc;
     off = tarn_get_u16(md);
     flags = md[2];
@@ -270,7 +243,7 @@ heap_delete(redo_ctx *c, const char *type)
     uint8_t flags;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     off = tarn_get_u16(md + 4);
     flags = md[7];
@@ -388,7 +361,7 @@ heap_update(redo_ctx *c, const char *type, bool hot)
     uint32_t newblk = c->r->blocks[0].blkno;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 14)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 14)) != TARN_OK)
         return rc;
     if (other_page && c->block_id == 1) /* the old page of a cold update */
         return update_old(c, type, false, newblk);
@@ -427,7 +400,7 @@ heap_confirm(redo_ctx *c, const char *type)
     unsigned len, off;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     off = tarn_get_u16(c->r->main_data);
     if ((rc = normal_tuple(c, type, off, &t, &len)) != TARN_OK)
@@ -445,7 +418,7 @@ heap_lock(redo_ctx *c, const char *type, bool updated)
     uint16_t m;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     off = tarn_get_u16(md + 4);
     if ((rc = normal_tuple(c, type, off, &t, &len)) != TARN_OK)
@@ -473,7 +446,7 @@ heap_inplace(redo_ctx *c, const char *type)
     unsigned len;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     if ((rc = normal_tuple(c, type, tarn_get_u16(c->r->main_data), &t, &len))
         != TARN_OK)
@@ -560,7 +533,7 @@ heap2_prune(redo_ctx *c, const char *type)
     unsigned nredir, ndead, nunused, total, max;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     nredir = tarn_get_u16(md + 4);
     ndead = tarn_get_u16(md + 6);
@@ -598,7 +571,7 @@ heap2_vacuum(redo_ctx *c, const char *type)
     unsigned n, max = pg_page_max_offset(c->page);
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     n = tarn_get_u16(c->r->main_data);
     if (n == 0 || c->data_len < 2 * n)
@@ -624,7 +597,7 @@ heap2_freeze(redo_ctx *c, const char *type)
     unsigned n;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 6)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 6)) != TARN_OK)
         return rc;
     n = tarn_get_u16(c->r->main_data + 4);
     if ((size_t)c->data_len < (size_t)n * FRZ)
@@ -655,7 +628,7 @@ heap2_visible(redo_ctx *c, const char *type)
     uint8_t flags, *map, bits;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 5)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 5)) != TARN_OK)
         return rc;
     flags = c->r->main_data[4];
     if (c->block_id == 1) {
@@ -696,7 +669,7 @@ heap2_multi_insert(redo_ctx *c, const char *type)
     unsigned n;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 4)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 4)) != TARN_OK)
         return rc;
     flags = md[0];
     n = tarn_get_u16(md + 2);

@@ -264,22 +264,6 @@ blk(const redo_ctx *c, unsigned id)
                : NULL;
 }
 
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, uint32_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %u expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
-static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
 /*
  * _bt_restore_page(): a fresh page gets back the tuple area @p from..+len
  * of the page as it was logged, items highest offset first, each added
@@ -396,8 +380,8 @@ bt_insert(redo_ctx *c, const char *type, uint8_t op)
     if (c->block_id == 2 && op == BT_INSERT_META)
         return restore_meta(c, type);
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 2)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK)
         return rc;
     offnum = tarn_get_u16(c->r->main_data);
     if (op != BT_INSERT_POST) {
@@ -519,7 +503,7 @@ bt_split(redo_ctx *c, const char *type, bool onleft)
     uint32_t level;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 10)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 10)) != TARN_OK)
         return rc;
     level = tarn_get_u32(md);
     if (left == NULL || right == NULL)
@@ -542,7 +526,7 @@ bt_split(redo_ctx *c, const char *type, bool onleft)
             return clear_incomplete_split(c, type);
         break;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 /* ---- DEDUP
@@ -652,8 +636,8 @@ bt_dedup(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 2)) != TARN_OK
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 2)) != TARN_OK
         || (rc = need_bt_page(c, type)) != TARN_OK)
         return rc;
     nintervals = tarn_get_u16(c->r->main_data);
@@ -787,8 +771,8 @@ bt_vacuum_delete(redo_ctx *c, const char *type, unsigned hdr)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, hdr + 4)) != TARN_OK
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, hdr + 4)) != TARN_OK
         || (rc = need_bt_page(c, type)) != TARN_OK)
         return rc;
     ndeleted = tarn_get_u16(c->r->main_data + hdr);
@@ -839,7 +823,7 @@ bt_halfdead(redo_ctx *c, const char *type)
     const uint8_t *md = c->r->main_data;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 20)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 20)) != TARN_OK)
         return rc;
     if (c->block_id == 0)
         return halfdead_leaf(c, type, tarn_get_u32(md + 8),
@@ -859,7 +843,7 @@ bt_halfdead(redo_ctx *c, const char *type)
                              poff + 1);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -869,7 +853,7 @@ bt_unlink(redo_ctx *c, const char *type, bool meta)
     uint32_t leftsib, rightsib, level;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 36)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 36)) != TARN_OK)
         return rc;
     leftsib = tarn_get_u32(md);
     rightsib = tarn_get_u32(md + 4);
@@ -903,7 +887,7 @@ bt_unlink(redo_ctx *c, const char *type, bool meta)
             return restore_meta(c, type);
         break;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -912,7 +896,7 @@ bt_newroot(redo_ctx *c, const char *type)
     uint32_t level;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     level = tarn_get_u32(c->r->main_data + 4);
     switch (c->block_id) {
@@ -929,7 +913,7 @@ bt_newroot(redo_ctx *c, const char *type)
     case 2:
         return restore_meta(c, type);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 tarn_rc
@@ -970,7 +954,7 @@ redo_btree(redo_ctx *c)
         rc = bt_newroot(c, type);
         break;
     case BT_META_CLEANUP:
-        rc = c->block_id == 0 ? restore_meta(c, type) : no_part(c, type);
+        rc = c->block_id == 0 ? restore_meta(c, type) : redo_no_part(c, type);
         break;
     case BT_REUSE_PAGE:
         return redo_fail(c, type, "the record has no page change");

@@ -9,6 +9,7 @@
  */
 #include "storage/redo/redo.h"
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +49,50 @@ int
 pg_page_is_new(const uint8_t *page)
 {
     return tarn_get_u16(page + PG_PD_UPPER) == 0;
+}
+
+/* ---- what every resource manager's redo shares ------------------------- */
+
+tarn_rc
+redo_fail(const redo_ctx *c, const char *type, const char *why, ...)
+{
+    char l[TARN_LSN_STRLEN], msg[TARN_ERR_MSG / 2];
+    va_list ap;
+
+    va_start(ap, why);
+    vsnprintf(msg, sizeof(msg), why, ap);
+    va_end(ap);
+    return tarn_err_set(c->err, TARN_ECORRUPT,
+                        "redo of %s %s record ending at %s, block %u of "
+                        "%u/%u/%u fork %u: %s",
+                        pg_rmgr_name(c->r->rmid), type,
+                        tarn_lsn_format(c->lsn, l), c->b->blkno, c->b->rel.spc,
+                        c->b->rel.db, c->b->rel.rel, c->b->fork, msg);
+}
+
+tarn_rc
+redo_no_part(const redo_ctx *c, const char *type)
+{
+    return redo_fail(c, type, "no part of the record is for block id %u",
+                     c->block_id);
+}
+
+tarn_rc
+redo_need_main(const redo_ctx *c, const char *type, size_t n)
+{
+    if (c->r->main_len < n)
+        return redo_fail(c, type, "main data of %u bytes, %zu expected",
+                         c->r->main_len, n);
+    return TARN_OK;
+}
+
+tarn_rc
+redo_need_data(const redo_ctx *c, const char *type, size_t n)
+{
+    if (c->data_len < n)
+        return redo_fail(c, type, "block data of %u bytes, %zu expected",
+                         c->data_len, n);
+    return TARN_OK;
 }
 
 #define FAIL(...) tarn_err_set(err, TARN_ECORRUPT, __VA_ARGS__)

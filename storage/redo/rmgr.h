@@ -32,6 +32,16 @@ typedef struct redo_ctx {
 tarn_rc redo_fail(const redo_ctx *c, const char *type, const char *why, ...)
     TARN_PRINTF(3, 4);
 
+/** redo_fail() for a record that has no part for block @c block_id. */
+tarn_rc redo_no_part(const redo_ctx *c, const char *type);
+
+/** TARN_OK if the record's main data has at least @p n bytes, else
+ * redo_fail() saying how many it has. */
+tarn_rc redo_need_main(const redo_ctx *c, const char *type, size_t n);
+
+/** The same for the block's data (@c data_len). */
+tarn_rc redo_need_data(const redo_ctx *c, const char *type, size_t n);
+
 tarn_rc redo_heap(redo_ctx *c);
 tarn_rc redo_heap2(redo_ctx *c);
 tarn_rc redo_seq(redo_ctx *c);

@@ -121,22 +121,6 @@ bump(uint8_t *page, unsigned field, int by)
 }
 
 static tarn_rc
-no_part(const redo_ctx *c, const char *type)
-{
-    return redo_fail(c, type, "no part of the record is for block id %u",
-                     c->block_id);
-}
-
-static tarn_rc
-need_main(const redo_ctx *c, const char *type, size_t n)
-{
-    if (c->r->main_len < n)
-        return redo_fail(c, type, "main data of %u bytes, %zu expected",
-                         c->r->main_len, n);
-    return TARN_OK;
-}
-
-static tarn_rc
 need_block(const redo_ctx *c, const char *type, unsigned id)
 {
     if (!c->r->blocks[id].in_use)
@@ -412,7 +396,7 @@ sp_add_leaf(redo_ctx *c, const char *type)
         return update_link(c, type, parent_off, tarn_get_u16(md + 8),
                            c->r->blocks[0].blkno, (uint16_t)leaf_off);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -425,12 +409,12 @@ sp_move_leafs(redo_ctx *c, const char *type)
     sp_state st;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 20)) != TARN_OK
+    if ((rc = redo_need_main(c, type, 20)) != TARN_OK
         || (rc = need_block(c, type, 1)) != TARN_OK)
         return rc;
     nmoves = tarn_get_u16(md);
     ninsert = md[3] ? 1 : nmoves + 1;
-    if ((rc = need_main(c, type, 20 + 2 * (size_t)(nmoves + ninsert)))
+    if ((rc = redo_need_main(c, type, 20 + 2 * (size_t)(nmoves + ninsert)))
         != TARN_OK)
         return rc;
     st = get_state(md + 12);
@@ -469,7 +453,7 @@ sp_move_leafs(redo_ctx *c, const char *type)
         return update_link(c, type, tarn_get_u16(md + 6), tarn_get_u16(md + 8),
                            dst, last);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -483,7 +467,7 @@ sp_add_node(redo_ctx *c, const char *type)
     size_t size;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 20)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 20)) != TARN_OK)
         return rc;
     if ((inner = rec_tuple(c, type, 20, false, &size)) == NULL)
         return TARN_ECORRUPT;
@@ -496,7 +480,7 @@ sp_add_node(redo_ctx *c, const char *type)
     if (!c->r->blocks[1].in_use) {
         /* the inner tuple is replaced in place */
         if (c->block_id != 0)
-            return no_part(c, type);
+            return redo_no_part(c, type);
         if ((rc = need_spg_page(c, type)) != TARN_OK)
             return rc;
         return replace_at(c, type, inner, size, off);
@@ -535,7 +519,7 @@ sp_add_node(redo_ctx *c, const char *type)
         return update_link(c, type, parent_off, node, blk_new,
                            (uint16_t)off_new);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -547,7 +531,7 @@ sp_split_tuple(redo_ctx *c, const char *type)
     bool same;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 6)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, 6)) != TARN_OK)
         return rc;
     if ((prefix = rec_tuple(c, type, 6, false, &psize)) == NULL
         || (postfix = rec_tuple(c, type, 6 + psize, false, &qsize)) == NULL)
@@ -570,7 +554,7 @@ sp_split_tuple(redo_ctx *c, const char *type)
             return add_or_replace(c, type, postfix, qsize, post_off);
         return TARN_OK;
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 /* The leaf tuples of a PICKSPLIT that go to page @p dest (0 src, 1 dest). */
@@ -606,7 +590,7 @@ sp_picksplit(redo_ctx *c, const char *type, bool *changed)
     sp_state st;
     tarn_rc rc;
 
-    if ((rc = need_main(c, type, 28)) != TARN_OK
+    if ((rc = redo_need_main(c, type, 28)) != TARN_OK
         || (rc = need_block(c, type, 2)) != TARN_OK)
         return rc;
     ndelete = tarn_get_u16(md + 2);
@@ -617,7 +601,7 @@ sp_picksplit(redo_ctx *c, const char *type, bool *changed)
     st = get_state(md + 20);
     leaf_flags = SPGIST_LEAF | (md[11] ? SPGIST_NULLS : 0);
     at = 28 + 2 * (size_t)ndelete + 3 * (size_t)ninsert;
-    if ((rc = need_main(c, type, at)) != TARN_OK)
+    if ((rc = redo_need_main(c, type, at)) != TARN_OK)
         return rc;
     dels = md + 28;
     ins = dels + 2 * ndelete;
@@ -666,7 +650,7 @@ sp_picksplit(redo_ctx *c, const char *type, bool *changed)
         return update_link(c, type, parent_off, node, blk_inner,
                            (uint16_t)inner_off);
     }
-    return no_part(c, type);
+    return redo_no_part(c, type);
 }
 
 static tarn_rc
@@ -678,19 +662,20 @@ sp_vacuum_leaf(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 16)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 16)) != TARN_OK)
         return rc;
     ndead = tarn_get_u16(md);
     nph = tarn_get_u16(md + 2);
     nmove = tarn_get_u16(md + 4);
     nchain = tarn_get_u16(md + 6);
     st = get_state(md + 8);
-    if ((rc = need_main(c, type,
-                        16
-                            + 2
-                                  * ((size_t)ndead + nph + 2 * (size_t)nmove
-                                     + 2 * (size_t)nchain)))
+    if ((rc =
+             redo_need_main(c, type,
+                            16
+                                + 2
+                                      * ((size_t)ndead + nph + 2 * (size_t)nmove
+                                         + 2 * (size_t)nchain)))
             != TARN_OK
         || (rc = need_spg_page(c, type)) != TARN_OK)
         return rc;
@@ -744,11 +729,11 @@ sp_vacuum_root(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 12)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 12)) != TARN_OK)
         return rc;
     n = tarn_get_u16(md);
-    if ((rc = need_main(c, type, 12 + 2 * (size_t)n)) != TARN_OK
+    if ((rc = redo_need_main(c, type, 12 + 2 * (size_t)n)) != TARN_OK
         || (rc = need_spg_page(c, type)) != TARN_OK)
         return rc;
     if (n > sizeof o / sizeof o[0])
@@ -771,12 +756,12 @@ sp_vacuum_redirect(redo_ctx *c, const char *type)
     tarn_rc rc;
 
     if (c->block_id != 0)
-        return no_part(c, type);
-    if ((rc = need_main(c, type, 8)) != TARN_OK)
+        return redo_no_part(c, type);
+    if ((rc = redo_need_main(c, type, 8)) != TARN_OK)
         return rc;
     n = tarn_get_u16(md);
     first = tarn_get_u16(md + 2);
-    if ((rc = need_main(c, type, 8 + 2 * (size_t)n)) != TARN_OK
+    if ((rc = redo_need_main(c, type, 8 + 2 * (size_t)n)) != TARN_OK
         || (rc = need_spg_page(c, type)) != TARN_OK)
         return rc;
     for (unsigned i = 0; i < n; i++) {

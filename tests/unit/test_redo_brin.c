@@ -53,7 +53,7 @@ test_create_and_extend(void **state)
     tarn_put_u32(m, 128);
     tarn_put_u16(m + 4, 1);
     memset(page, 0x33, sizeof page);
-    record(&v, RM_BRIN, CREATE_INDEX, &b, 1, 0, m, 6);
+    redo_record(&v, RM_BRIN, CREATE_INDEX, &b, 1, 0, m, 6);
     assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 4), 0x1000);
     assert_int_equal(tarn_get_u16(page + 12), 40); /* pd_lower */
@@ -66,19 +66,19 @@ test_create_and_extend(void **state)
     assert_int_equal(page[40], 0);
     /* The metapage learns its new last revmap page. */
     tarn_put_u32(m, 1);
-    record(&v, RM_BRIN, REVMAP_EXTEND, e, 2, 0, m, 4);
+    redo_record(&v, RM_BRIN, REVMAP_EXTEND, e, 2, 0, m, 4);
     assert_int_equal(apply(page, 0, &v, 0x1100, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 36), 1);
     assert_int_equal(tarn_get_u32(page + 4), 0x1100);
     /* The new revmap page. */
     memset(page, 0x44, sizeof page);
-    record(&v, RM_BRIN, REVMAP_EXTEND, e, 2, 1, m, 4);
+    redo_record(&v, RM_BRIN, REVMAP_EXTEND, e, 2, 1, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x1100, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 24);
     assert_int_equal(tarn_get_u16(page + SPECIAL + 6), 0xF092);
     assert_int_equal(page[100], 0);
     /* Short main data. */
-    record(&v, RM_BRIN, CREATE_INDEX, &b, 1, 0, m, 4);
+    redo_record(&v, RM_BRIN, CREATE_INDEX, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 0, &v, 0x1200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "BRIN CREATE_INDEX"));
     assert_non_null(strstr(err.msg, "main data of 4 bytes"));
@@ -103,14 +103,14 @@ test_insert_update_desummarize(void **state)
     brin_tuple(t, 40, 20, 0x61);
     xl_insert(m, 20, 4, 1);
     memset(reg, 0x55, sizeof reg);
-    record(&v, RM_BRIN, INSERT | INIT_PAGE, b, 2, 0, m, 10);
+    redo_record(&v, RM_BRIN, INSERT | INIT_PAGE, b, 2, 0, m, 10);
     assert_int_equal(apply(reg, 2, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(reg + SPECIAL + 6), 0xF093);
     assert_int_equal(tarn_get_u16(reg + 12), 28);
     assert_int_equal(tarn_get_u16(reg + 14), SPECIAL - 40);
     assert_memory_equal(reg + SPECIAL - 40, t, 40);
     pg_page_init(rev, 8);
-    record(&v, RM_BRIN, INSERT | INIT_PAGE, b, 2, 1, m, 10);
+    redo_record(&v, RM_BRIN, INSERT | INIT_PAGE, b, 2, 1, m, 10);
     assert_int_equal(apply(rev, 1, &v, 0x2000, &err), TARN_OK);
     e = rev + 24 + 5 * 6;
     assert_int_equal(tarn_get_u16(e), 0);
@@ -121,24 +121,24 @@ test_insert_update_desummarize(void **state)
     b[0].will_init = false;
     brin_tuple(t, 40, 24, 0x62);
     xl_insert(m, 24, 4, 2);
-    record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
     assert_int_equal(apply(reg, 2, &v, 0x2100, &err), TARN_OK);
     assert_int_equal(pg_page_max_offset(reg), 2);
     /* Offset 4 on a page of 2: PostgreSQL PANICs. */
     xl_insert(m, 24, 4, 4);
-    record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
     memcpy(old, reg, sizeof reg);
     assert_int_equal(apply(old, 2, &v, 0x2200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "BRIN INSERT"));
     assert_non_null(strstr(err.msg, "invalid offset 4"));
     /* Overwriting a used slot is refused too. */
     xl_insert(m, 24, 4, 1);
-    record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_BRIN, INSERT, b, 2, 0, m, 10);
     assert_int_equal(apply(old, 2, &v, 0x2200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "failed to add tuple"));
     /* 0 pages per range. */
     xl_insert(m, 24, 0, 3);
-    record(&v, RM_BRIN, INSERT, b, 2, 1, m, 10);
+    redo_record(&v, RM_BRIN, INSERT, b, 2, 1, m, 10);
     assert_int_equal(apply(rev, 1, &v, 0x2200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "0 pages per range"));
 
@@ -147,7 +147,7 @@ test_insert_update_desummarize(void **state)
     brin_tuple(t2, 56, 20, 0x63);
     tarn_put_u16(m, 1);
     b[0].data = t2, b[0].len = 56;
-    record(&v, RM_BRIN, SAMEPAGE_UPDATE, b, 1, 0, m, 2);
+    redo_record(&v, RM_BRIN, SAMEPAGE_UPDATE, b, 1, 0, m, 2);
     assert_int_equal(apply(reg, 2, &v, 0x2300, &err), TARN_OK);
     lp = pg_lp_get(reg, 1);
     assert_int_equal(pg_lp_len(lp), 56);
@@ -157,7 +157,7 @@ test_insert_update_desummarize(void **state)
     assert_int_equal(reg[SPECIAL - 96 + 8], 0x62);
     /* An item that is not there. */
     tarn_put_u16(m, 7);
-    record(&v, RM_BRIN, SAMEPAGE_UPDATE, b, 1, 0, m, 2);
+    redo_record(&v, RM_BRIN, SAMEPAGE_UPDATE, b, 1, 0, m, 2);
     assert_int_equal(apply(reg, 2, &v, 0x2400, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "BRIN SAMEPAGE_UPDATE"));
     assert_non_null(strstr(err.msg, "failed to replace tuple 7"));
@@ -168,7 +168,7 @@ test_insert_update_desummarize(void **state)
     tarn_put_u16(m, 1);
     xl_insert(m + 4, 20, 4, 1);
     b[0].will_init = true;
-    record(&v, RM_BRIN, UPDATE | INIT_PAGE, b, 3, 2, m, 14);
+    redo_record(&v, RM_BRIN, UPDATE | INIT_PAGE, b, 3, 2, m, 14);
     assert_int_equal(apply(old, 3, &v, 0x2500, &err), TARN_OK);
     assert_int_equal(pg_page_max_offset(old), 2);
     assert_int_equal(pg_lp_get(old, 1), 0);
@@ -177,7 +177,7 @@ test_insert_update_desummarize(void **state)
     assert_int_equal(old[SPECIAL - 40 + 8], 0x62);
     /* ... block 0, the new page, gets the tuple at item 1. */
     memset(reg, 0, sizeof reg);
-    record(&v, RM_BRIN, UPDATE | INIT_PAGE, b, 3, 0, m, 14);
+    redo_record(&v, RM_BRIN, UPDATE | INIT_PAGE, b, 3, 0, m, 14);
     assert_int_equal(apply(reg, 2, &v, 0x2500, &err), TARN_OK);
     assert_memory_equal(reg + SPECIAL - 56, t2, 56);
 
@@ -188,22 +188,22 @@ test_insert_update_desummarize(void **state)
     tarn_put_u16(m + 8, 2);
     b[0].will_init = false;
     b[0].len = 0, b[1].len = 0;
-    record(&v, RM_BRIN, DESUMMARIZE, b, 2, 0, m, 10);
+    redo_record(&v, RM_BRIN, DESUMMARIZE, b, 2, 0, m, 10);
     assert_int_equal(apply(rev, 1, &v, 0x2600, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(e), 0xFFFF);
     assert_int_equal(tarn_get_u16(e + 2), 0xFFFF);
     assert_int_equal(tarn_get_u16(e + 4), 0);
-    record(&v, RM_BRIN, DESUMMARIZE, b, 2, 1, m, 10);
+    redo_record(&v, RM_BRIN, DESUMMARIZE, b, 2, 1, m, 10);
     assert_int_equal(apply(old, 3, &v, 0x2600, &err), TARN_OK);
     assert_int_equal(pg_page_max_offset(old), 1);
     assert_int_equal(tarn_get_u16(old + 14), SPECIAL);
     /* Item 2 is gone now. */
-    record(&v, RM_BRIN, DESUMMARIZE, b, 2, 1, m, 10);
+    redo_record(&v, RM_BRIN, DESUMMARIZE, b, 2, 1, m, 10);
     assert_int_equal(apply(old, 3, &v, 0x2700, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "BRIN DESUMMARIZE"));
     assert_non_null(strstr(err.msg, "cannot delete item 2"));
     /* An unknown record type. */
-    record(&v, RM_BRIN, 0x60, b, 2, 1, m, 10);
+    redo_record(&v, RM_BRIN, 0x60, b, 2, 1, m, 10);
     assert_int_equal(apply(old, 3, &v, 0x2700, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0x60"));
     tbuf_free(&v);

@@ -17,6 +17,7 @@
 
 #include "server/core/types.h"
 
+#include "redo_record.h"
 #include "storage/key.h"
 #include "storage/redo/redo.h"
 #include "storage/value.h"
@@ -34,64 +35,6 @@
 #define VACUUM       0xC0
 #define REUSE_PAGE   0xD0
 #define META_CLEANUP 0xE0
-
-static redo_stats st;
-
-typedef struct blockref {
-    uint32_t blkno;
-    const uint8_t *data;
-    uint16_t len;
-    bool will_init;
-} blockref;
-
-/*
- * A B-tree WAL record with @p n block references (ids 0..n-1, relation
- * 1663/5/16384) and main data, as the PGREC value of block @p id.
- */
-static void
-record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
-       const uint8_t *main, uint8_t mlen)
-{
-    static uint8_t rec[24 + 4 * (4 + 12 + 4) + 2 + 4 * 8192 + 255];
-    size_t at = 24;
-    tarn_err err;
-
-    memset(rec, 0, sizeof(rec));
-    for (unsigned i = 0; i < n; i++) {
-        rec[at++] = (uint8_t)i;
-        rec[at++] =
-            (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].will_init ? 0x40 : 0)
-                      | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        tarn_put_u16(rec + at, b[i].len), at += 2;
-        if (i == 0) {
-            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
-            tarn_put_u32(rec + at + 8, 16384);
-            at += 12;
-        }
-        tarn_put_u32(rec + at, b[i].blkno), at += 4;
-    }
-    if (mlen > 0) {
-        rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
-        rec[at++] = mlen;
-    }
-    for (unsigned i = 0; i < n; i++)
-        if (b[i].len)
-            memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
-    if (mlen > 0)
-        memcpy(rec + at, main, mlen), at += mlen;
-    tarn_put_u32(rec, (uint32_t)at);
-    rec[16] = info;
-    rec[17] = RM_BTREE;
-    assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
-                     TARN_OK);
-}
-
-static tarn_rc
-apply(uint8_t *page, uint32_t blkno, const tbuf *v, tarn_lsn lsn, tarn_err *err)
-{
-    tkey k = tkey_rel_block(1663, 5, 16384, 0, blkno);
-    return redo_apply(&st, page, &k, lsn, v->p, v->len, err);
-}
 
 /* An empty leaf: _bt_pageinit() and BTP_LEAF, rightmost. */
 static void
@@ -124,7 +67,7 @@ insert(uint8_t *page, uint16_t off, uint32_t key, uint16_t heapoff,
 
     int_tuple(t, 0, heapoff, key);
     tarn_put_u16(m, off);
-    record(&v, INSERT_LEAF, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, INSERT_LEAF, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, lsn, &err), TARN_OK);
     tbuf_free(&v);
 }
@@ -155,13 +98,13 @@ test_insert_leaf(void **state)
     /* Offset 4 on a page with two items: PostgreSQL PANICs. */
     int_tuple(t, 0, 3, 20);
     tarn_put_u16(m, 4);
-    record(&v, INSERT_LEAF, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, INSERT_LEAF, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200000000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree INSERT_LEAF"));
     assert_non_null(strstr(err.msg, "block 1 of 1663/5/16384"));
     assert_non_null(strstr(err.msg, "failed to add new item at offset 4"));
     /* Main data cut short. */
-    record(&v, INSERT_LEAF, &b, 1, 0, m, 1);
+    redo_record(&v, RM_BTREE, INSERT_LEAF, &b, 1, 0, m, 1);
     assert_int_equal(apply(page, 1, &v, 0x200000000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "main data of 1 bytes"));
     tbuf_free(&v);
@@ -192,7 +135,7 @@ test_insert_post(void **state)
         {
             blockref bb = {.blkno = 1, .data = t, .len = 40};
             tarn_put_u16(m, 1);
-            record(&v, INSERT_LEAF, &bb, 1, 0, m, 2);
+            redo_record(&v, RM_BTREE, INSERT_LEAF, &bb, 1, 0, m, 2);
             assert_int_equal(apply(page, 1, &v, 0x100, &err), TARN_OK);
         }
     }
@@ -201,7 +144,7 @@ test_insert_post(void **state)
     tarn_put_u16(d, 2);
     int_tuple(d + 2, 0, 4, 7);
     tarn_put_u16(m, 2);
-    record(&v, INSERT_POST, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
     p = page + (tarn_get_u32(page + 24) & 0x7fff);
     assert_int_equal(tarn_get_u16(p + 16 + 4), 1);
@@ -214,14 +157,14 @@ test_insert_post(void **state)
     /* Split offset past the list's end. */
     tarn_put_u16(d, 3);
     tarn_put_u16(m, 2);
-    record(&v, INSERT_POST, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree INSERT_POST"));
     assert_non_null(strstr(err.msg, "cannot be split at offset 3"));
     /* Item 2 (before offset 3) is a plain tuple, not a posting list. */
     tarn_put_u16(d, 1);
     tarn_put_u16(m, 3);
-    record(&v, INSERT_POST, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, INSERT_POST, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a posting list"));
     tbuf_free(&v);
@@ -250,7 +193,7 @@ test_split(void **state)
     int_tuple(t[1], 0, 2, 101);
     int_tuple(t[2], 0, 3, 102);
     memcpy(rd, t[2], 16), memcpy(rd + 16, t[1], 16), memcpy(rd + 32, t[0], 16);
-    record(&v, SPLIT_R, b, 2, 1, m, 10);
+    redo_record(&v, RM_BTREE, SPLIT_R, b, 2, 1, m, 10);
     assert_int_equal(apply(right, 2, &v, 0x100, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(right + 12), 24 + 12);
     assert_int_equal(tarn_get_u16(right + 14), SPECIAL - 48);
@@ -263,18 +206,18 @@ test_split(void **state)
 
     /* A tuple whose size field is zero would never end. */
     tarn_put_u16(rd + 16 + 6, 0);
-    record(&v, SPLIT_R, b, 2, 1, m, 10);
+    redo_record(&v, RM_BTREE, SPLIT_R, b, 2, 1, m, 10);
     assert_int_equal(apply(right, 2, &v, 0x100, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree SPLIT_R"));
 
     /* The left page's data is too short for the new item (SPLIT_L). */
     memset(ld, 0, sizeof(ld));
-    record(&v, SPLIT_L, b, 2, 0, m, 10);
+    redo_record(&v, RM_BTREE, SPLIT_L, b, 2, 0, m, 10);
     assert_int_equal(apply(left, 1, &v, 0x100, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree SPLIT_L"));
     assert_non_null(strstr(err.msg, "new item cut short"));
     /* Main data cut short. */
-    record(&v, SPLIT_L, b, 2, 0, m, 8);
+    redo_record(&v, RM_BTREE, SPLIT_L, b, 2, 0, m, 8);
     assert_int_equal(apply(left, 1, &v, 0x100, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "main data of 8 bytes"));
     tbuf_free(&v);
@@ -297,7 +240,7 @@ test_vacuum(void **state)
     tarn_put_u16(d, 1), tarn_put_u16(d + 2, 3), tarn_put_u16(d + 4, 4);
     tarn_put_u16(m, 3), tarn_put_u16(m + 2, 0);
     b.len = 6;
-    record(&v, VACUUM, &b, 1, 0, m, 4);
+    redo_record(&v, RM_BTREE, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
     assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 32);
@@ -308,13 +251,13 @@ test_vacuum(void **state)
 
     /* Offsets out of order or past the end are refused. */
     tarn_put_u16(d, 2), tarn_put_u16(d + 2, 1), tarn_put_u16(d + 4, 2);
-    record(&v, VACUUM, &b, 1, 0, m, 4);
+    redo_record(&v, RM_BTREE, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree VACUUM"));
     assert_non_null(strstr(err.msg, "incorrect index offsets"));
     /* More offsets than the data holds. */
     tarn_put_u16(m, 9);
-    record(&v, VACUUM, &b, 1, 0, m, 4);
+    redo_record(&v, RM_BTREE, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 1, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "9 deleted and 0 updated offsets"));
     tbuf_free(&v);
@@ -338,7 +281,7 @@ test_dedup(void **state)
     /* One interval: base offset 1, 3 items. */
     tarn_put_u16(iv, 1), tarn_put_u16(iv + 2, 3);
     tarn_put_u16(m, 1);
-    record(&v, DEDUP, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_OK);
     /* A posting list of MAXALIGN(16 + 3 * 6) = 40 bytes, then the plain
      * tuple, on a page rebuilt from scratch. */
@@ -362,12 +305,12 @@ test_dedup(void **state)
     insert(page, 1, 4, 1, 0x100);
     insert(page, 2, 5, 2, 0x101);
     tarn_put_u16(iv, 1), tarn_put_u16(iv + 2, 3);
-    record(&v, DEDUP, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree DEDUP"));
     /* More intervals than the data holds. */
     tarn_put_u16(m, 2);
-    record(&v, DEDUP, &b, 1, 0, m, 2);
+    redo_record(&v, RM_BTREE, DEDUP, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "2 intervals in 4 bytes"));
     tbuf_free(&v);
@@ -388,7 +331,7 @@ test_unlink(void **state)
     tarn_put_u32(m + 8, 0);           /* level */
     tarn_put_u32(m + 16, 0x12345678); /* safexid, low word */
     tarn_put_u32(m + 20, 0x9);        /* safexid, high word */
-    record(&v, UNLINK_PAGE, b, 2, 0, m, 36);
+    redo_record(&v, RM_BTREE, UNLINK_PAGE, b, 2, 0, m, 36);
     assert_int_equal(apply(page, 5, &v, 0x100, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12),
                      32); /* the safexid is the contents */
@@ -403,17 +346,17 @@ test_unlink(void **state)
 
     /* The left sibling gets the right link. */
     leaf_page(page);
-    record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
+    redo_record(&v, RM_BTREE, UNLINK_PAGE, b, 2, 1, m, 36);
     assert_int_equal(apply(page, 4, &v, 0x200, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 6);
     /* No left sibling: block 1 has no part in the record. */
     tarn_put_u32(m, 0);
-    record(&v, UNLINK_PAGE, b, 2, 1, m, 36);
+    redo_record(&v, RM_BTREE, UNLINK_PAGE, b, 2, 1, m, 36);
     assert_int_equal(apply(page, 4, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree UNLINK_PAGE"));
     assert_non_null(strstr(err.msg, "no part of the record"));
     /* Main data cut short. */
-    record(&v, UNLINK_PAGE, b, 2, 0, m, 30);
+    redo_record(&v, RM_BTREE, UNLINK_PAGE, b, 2, 0, m, 30);
     assert_int_equal(apply(page, 5, &v, 0x300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "main data of 30 bytes"));
     tbuf_free(&v);
@@ -436,7 +379,7 @@ test_meta_and_others(void **state)
     tarn_put_u32(d + 16, 1); /* fastlevel */
     tarn_put_u32(d + 20, 2); /* last_cleanup_num_delpages */
     d[24] = 1;               /* allequalimage */
-    record(&v, META_CLEANUP, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_BTREE, META_CLEANUP, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 0, &v, 0x100, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 72);
     assert_int_equal(tarn_get_u16(page + 14), SPECIAL);
@@ -451,22 +394,22 @@ test_meta_and_others(void **state)
     assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0008); /* BTP_META */
 
     b.len = 12;
-    record(&v, META_CLEANUP, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_BTREE, META_CLEANUP, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 0, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree META_CLEANUP"));
     assert_non_null(strstr(err.msg, "metapage data of 12 bytes"));
 
     b.len = 0;
     b.will_init = false;
-    record(&v, REUSE_PAGE, &b, 1, 0, m, 20);
+    redo_record(&v, RM_BTREE, REUSE_PAGE, &b, 1, 0, m, 20);
     assert_int_equal(apply(page, 0, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Btree REUSE_PAGE"));
-    record(&v, 0xF0, &b, 1, 0, m, 20);
+    redo_record(&v, RM_BTREE, 0xF0, &b, 1, 0, m, 20);
     assert_int_equal(apply(page, 0, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0xF0"));
     /* A leaf insert on a page that is not a B-tree page (no special). */
     pg_page_init(page, 0);
-    record(&v, VACUUM, &b, 1, 0, m, 4);
+    redo_record(&v, RM_BTREE, VACUUM, &b, 1, 0, m, 4);
     assert_int_equal(apply(page, 0, &v, 0x200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a B-tree page"));
     tbuf_free(&v);

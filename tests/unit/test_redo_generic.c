@@ -44,7 +44,7 @@ test_delta(void **state)
     n = frag(d, n, 8000, "abcdefgh", 8);
     n = frag(d, n, 8004, "XY", 2);
     b.len = (uint16_t)n;
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x5000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 4), 0x5000);
     assert_int_equal(tarn_get_u16(page + 12), 40);
@@ -56,7 +56,7 @@ test_delta(void **state)
     /* No data: only the hole and the LSN. */
     memset(page + 50, 0xEE, 10);
     b.len = 0;
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x5100, &err), TARN_OK);
     assert_int_equal(page[55], 0);
     assert_int_equal(tarn_get_u32(page + 4), 0x5100);
@@ -75,7 +75,7 @@ test_refusals(void **state)
     pg_page_init(page, 8);
     /* A fragment reaching past the page. */
     b.len = (uint16_t)frag(d, 0, 8190, "abcd", 4);
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Generic GENERIC"));
     assert_non_null(strstr(err.msg, "block 3 of 1663/5/16384"));
@@ -83,12 +83,12 @@ test_refusals(void **state)
     /* A fragment longer than the data. */
     b.len = (uint16_t)frag(d, 0, 100, "abcd", 4);
     tarn_put_u16(d + 2, 40);
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "fragment of 40 bytes"));
     /* A fragment header cut short. */
     b.len = 3;
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "cut short"));
     /* pd_lower above pd_upper after the delta: no hole to clear. */
@@ -97,13 +97,13 @@ test_refusals(void **state)
         tarn_put_u16(lo, 8190);
         b.len = (uint16_t)frag(d, 0, 12, lo, 2);
     }
-    record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x00, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "enclose no hole"));
     /* An unknown record type. */
     pg_page_init(page, 8);
     b.len = 0;
-    record(&v, RM_GENERIC, 0x10, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GENERIC, 0x10, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 3, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0x10"));
     tbuf_free(&v);

@@ -64,7 +64,7 @@ ptree_root(uint8_t *page)
 
     tarn_put_u32(m, (uint32_t)n);
     memset(page, 0x5A, 8192);
-    record(&v, RM_GIN, CREATE_PTREE, &b, 1, 0, m, (uint8_t)(4 + n));
+    redo_record(&v, RM_GIN, CREATE_PTREE, &b, 1, 0, m, (uint8_t)(4 + n));
     assert_int_equal(apply(page, 4, &v, 0x1000, &err), TARN_OK);
     tbuf_free(&v);
 }
@@ -107,7 +107,7 @@ test_leaf_segments(void **state)
     tid(d + 6, 1, 5);
     tid(d + 12, 2, 1);
     b.len = 18;
-    record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 4, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), DATA + 14);
     assert_int_equal(tarn_get_u16(page + DATA + 6), 5);
@@ -122,7 +122,7 @@ test_leaf_segments(void **state)
     d[n] = 1, d[n + 1] = 2;
     n += 2 + segment(d + n + 2, 4, 1, (const uint8_t *)"\x01", 1);
     b.len = (uint16_t)n;
-    record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 4, &v, 0x2100, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), DATA + 18);
     assert_int_equal(tarn_get_u16(page + DATA + 2), 3);
@@ -133,28 +133,28 @@ test_leaf_segments(void **state)
     tarn_put_u16(d, 1);
     d[2] = 0, d[3] = 1;
     b.len = 4;
-    record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 4, &v, 0x2200, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), DATA + 10);
     assert_int_equal(tarn_get_u16(page + DATA + 2), 4);
 
     /* An action on segment 3 of a one-segment list. */
     d[2] = 3;
-    record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 4, &v, 0x2300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin VACUUM_DATA_LEAF_PAGE"));
     assert_non_null(strstr(err.msg, "block 4 of 1663/5/16384"));
     assert_non_null(strstr(err.msg, "past the end"));
     /* An unknown action. */
     d[2] = 0, d[3] = 7;
-    record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
+    redo_record(&v, RM_GIN, VACUUM_DATA_LEAF_PAGE, &b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 4, &v, 0x2300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unexpected GIN leaf action 7"));
     /* ADDITEMS whose item count runs past the data. */
     d[3] = 4;
     tarn_put_u16(d + 4, 9);
     b.len = 12;
-    record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 4, &v, 0x2300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin INSERT"));
     assert_non_null(strstr(err.msg, "9 items"));
@@ -179,7 +179,7 @@ test_malformed_varbyte(void **state)
     d[2] = 0, d[3] = 4;
     tarn_put_u16(d + 4, 1);
     tid(d + 6, 9, 1);
-    record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 4, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "malformed posting list segment 0"));
     /* Eight continuation bytes in a row. */
@@ -187,13 +187,13 @@ test_malformed_varbyte(void **state)
     tarn_put_u16(page + DATA + 6, 8);
     memset(page + DATA + 8, 0xFF, 8);
     tarn_put_u16(page + 12, DATA + 16);
-    record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 4, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "malformed posting list"));
     /* A segment claiming more bytes than the page's list holds. */
     ptree_root(page);
     tarn_put_u16(page + DATA + 6, 400);
-    record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, &b, 1, 0, m, 2);
     assert_int_equal(apply(page, 4, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "overruns the list"));
     tbuf_free(&v);
@@ -236,7 +236,7 @@ test_entry_and_internal(void **state)
     tarn_put_u16(d, 1);
     d[2] = 0, d[3] = 0;
     itup(d + 4, 0, 1, 0x41);
-    record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x4000, &err), TARN_OK);
     it = pg_page_item(page, 1, &len);
     assert_non_null(it);
@@ -245,7 +245,7 @@ test_entry_and_internal(void **state)
     /* isDelete: the tuple at 1 is replaced. */
     d[2] = 1;
     itup(d + 4, 0, 1, 0x42);
-    record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x4100, &err), TARN_OK);
     assert_int_equal(pg_page_max_offset(page), 1);
     it = pg_page_item(page, 1, &len);
@@ -253,7 +253,7 @@ test_entry_and_internal(void **state)
     /* Offset 5 on a page of 1. */
     d[2] = 0;
     tarn_put_u16(d, 5);
-    record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x4200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin INSERT"));
     assert_non_null(
@@ -261,7 +261,7 @@ test_entry_and_internal(void **state)
     /* A tuple longer than the data. */
     tarn_put_u16(d, 1);
     tarn_put_u16(d + 4 + 6, 40);
-    record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
+    redo_record(&v, RM_GIN, INSERT, b, 1, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x4200, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "tuple of 40 bytes"));
 
@@ -277,7 +277,7 @@ test_entry_and_internal(void **state)
     tarn_put_u16(m + 6, 0), tarn_put_u16(m + 8, 9); /* right child */
     tarn_put_u16(d, 1);
     itup(d + 4, 7, 0xFFFF, 0x51);
-    record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
     assert_int_equal(apply(page, 1, &v, 0x4300, &err), TARN_OK);
     it = pg_page_item(page, 1, &len);
     assert_int_equal(it[8], 0x51);
@@ -288,7 +288,7 @@ test_entry_and_internal(void **state)
     /* Block 1: the child's INCOMPLETE_SPLIT flag is cleared. */
     pg_page_init(child, 8);
     tarn_put_u16(child + SPECIAL + 6, 0x42);
-    record(&v, RM_GIN, INSERT, b, 2, 1, m, 10);
+    redo_record(&v, RM_GIN, INSERT, b, 2, 1, m, 10);
     assert_int_equal(apply(child, 7, &v, 0x4300, &err), TARN_OK);
     assert_int_equal(flags(child), 0x02);
     assert_int_equal(tarn_get_u32(child + 4), 0x4300);
@@ -304,7 +304,7 @@ test_entry_and_internal(void **state)
     tarn_put_u16(d, 2);
     posting_item(d + 2, 7, 8, 8);
     b[0].len = 12;
-    record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
     assert_int_equal(apply(page, 1, &v, 0x4400, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + SPECIAL + 4), 3);
     assert_int_equal(tarn_get_u16(page + 12), DATA + 30);
@@ -313,7 +313,7 @@ test_entry_and_internal(void **state)
     assert_int_equal(tarn_get_u16(page + DATA + 20 + 2), 9);
     /* Item 5 of 3. */
     tarn_put_u16(d, 5);
-    record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
+    redo_record(&v, RM_GIN, INSERT, b, 2, 0, m, 10);
     assert_int_equal(apply(page, 1, &v, 0x4500, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "posting item 5 on a page of 3"));
 
@@ -324,22 +324,22 @@ test_entry_and_internal(void **state)
         tarn_put_u16(dm, 1);
         tarn_put_u32(dm + 4, 11);
         tarn_put_u32(dm + 8, 777);
-        record(&v, RM_GIN, DELETE_PAGE, db, 3, 1, dm, 12);
+        redo_record(&v, RM_GIN, DELETE_PAGE, db, 3, 1, dm, 12);
         assert_int_equal(apply(page, 1, &v, 0x4600, &err), TARN_OK);
         assert_int_equal(tarn_get_u16(page + SPECIAL + 4), 2);
         assert_int_equal(tarn_get_u16(page + 12), DATA + 20);
         assert_int_equal(tarn_get_u16(page + DATA + 2), 7);
         /* Block 0, the deleted page: flag and xid. */
-        record(&v, RM_GIN, DELETE_PAGE, db, 3, 0, dm, 12);
+        redo_record(&v, RM_GIN, DELETE_PAGE, db, 3, 0, dm, 12);
         assert_int_equal(apply(child, 9, &v, 0x4600, &err), TARN_OK);
         assert_int_equal(flags(child), 0x06);
         assert_int_equal(tarn_get_u32(child + 20), 777);
         /* Block 2, the left sibling: its right link. */
-        record(&v, RM_GIN, DELETE_PAGE, db, 3, 2, dm, 12);
+        redo_record(&v, RM_GIN, DELETE_PAGE, db, 3, 2, dm, 12);
         assert_int_equal(apply(page, 8, &v, 0x4600, &err), TARN_OK);
         assert_int_equal(tarn_get_u32(page + SPECIAL), 11);
         /* Short main data. */
-        record(&v, RM_GIN, DELETE_PAGE, db, 3, 2, dm, 8);
+        redo_record(&v, RM_GIN, DELETE_PAGE, db, 3, 2, dm, 8);
         assert_int_equal(apply(page, 8, &v, 0x4700, &err), TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "Gin DELETE_PAGE"));
         assert_non_null(strstr(err.msg, "main data of 8 bytes"));
@@ -364,7 +364,7 @@ test_pending_list(void **state)
     tarn_put_u32(lm, 0xFFFFFFFF);
     tarn_put_u32(lm + 4, 1);
     b[1].will_init = true, b[1].len = 16;
-    record(&v, RM_GIN, INSERT_LISTPAGE, b + 1, 1, 0, lm, 8);
+    redo_record(&v, RM_GIN, INSERT_LISTPAGE, b + 1, 1, 0, lm, 8);
     memset(list, 0x99, sizeof list);
     assert_int_equal(apply(list, 2, &v, 0x5000, &err), TARN_OK);
     assert_int_equal(flags(list), 0x30); /* LIST | LIST_FULLROW */
@@ -373,7 +373,7 @@ test_pending_list(void **state)
     assert_int_equal(pg_page_max_offset(list), 1);
     /* Two tuples announced, one given. */
     tarn_put_u32(lm + 4, 2);
-    record(&v, RM_GIN, INSERT_LISTPAGE, b + 1, 1, 0, lm, 8);
+    redo_record(&v, RM_GIN, INSERT_LISTPAGE, b + 1, 1, 0, lm, 8);
     assert_int_equal(apply(meta, 2, &v, 0x5000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin INSERT_LISTPAGE"));
     assert_non_null(strstr(err.msg, "tuple 1 cut short"));
@@ -386,7 +386,7 @@ test_pending_list(void **state)
     tarn_put_u32(m + 72, 0xFFFFFFFF);
     tarn_put_u32(m + 80, 2);
     b[1].will_init = false, b[1].len = 32;
-    record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 0, m, 88);
+    redo_record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 0, m, 88);
     memset(meta, 0x77, sizeof meta);
     assert_int_equal(apply(meta, 0, &v, 0x5100, &err), TARN_OK);
     assert_int_equal(flags(meta), 0x08);
@@ -394,7 +394,7 @@ test_pending_list(void **state)
     assert_int_equal(tarn_get_u32(meta + 24), 2);
     assert_int_equal(tarn_get_u32(meta + 24 + 48), 2);
     assert_int_equal(meta[24 + 56], 0);
-    record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 1, m, 88);
+    redo_record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 1, m, 88);
     assert_int_equal(apply(list, 2, &v, 0x5100, &err), TARN_OK);
     assert_int_equal(pg_page_max_offset(list), 3);
     assert_int_equal(tarn_get_u16(list + SPECIAL + 4), 2);
@@ -403,7 +403,7 @@ test_pending_list(void **state)
     tarn_put_u32(m + 76, 5);
     tarn_put_u32(m + 80, 0);
     b[1].len = 0;
-    record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 1, m, 88);
+    redo_record(&v, RM_GIN, UPDATE_META_PAGE, b, 2, 1, m, 88);
     assert_int_equal(apply(list, 2, &v, 0x5200, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(list + SPECIAL), 5);
 
@@ -412,12 +412,12 @@ test_pending_list(void **state)
     memset(m, 0, sizeof m);
     tarn_put_u32(m + 56, 2);
     b[1].will_init = true;
-    record(&v, RM_GIN, DELETE_LISTPAGE, b, 3, 2, m, 60);
+    redo_record(&v, RM_GIN, DELETE_LISTPAGE, b, 3, 2, m, 60);
     assert_int_equal(apply(list, 3, &v, 0x5300, &err), TARN_OK);
     assert_int_equal(flags(list), 0x04);
     assert_int_equal(tarn_get_u16(list + 12), 24);
     tarn_put_u32(m + 56, 1);
-    record(&v, RM_GIN, DELETE_LISTPAGE, b, 3, 2, m, 60);
+    redo_record(&v, RM_GIN, DELETE_LISTPAGE, b, 3, 2, m, 60);
     assert_int_equal(apply(list, 3, &v, 0x5300, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "no part of the record"));
     tbuf_free(&v);
@@ -434,30 +434,30 @@ test_refusals(void **state)
     (void)state;
     pg_page_init(page, 8);
     /* SPLIT's pages 0..2 come as images only. */
-    record(&v, RM_GIN, SPLIT, b, 4, 0, m, 28);
+    redo_record(&v, RM_GIN, SPLIT, b, 4, 0, m, 28);
     assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin SPLIT"));
     assert_non_null(strstr(err.msg, "full-page image"));
     /* ... block 3 is the child whose split it finishes. */
     tarn_put_u16(page + SPECIAL + 6, 0x40);
-    record(&v, RM_GIN, SPLIT, b, 4, 3, m, 28);
+    redo_record(&v, RM_GIN, SPLIT, b, 4, 3, m, 28);
     assert_int_equal(apply(page, 4, &v, 0x6000, &err), TARN_OK);
     assert_int_equal(flags(page), 0);
     /* An unknown record type. */
-    record(&v, RM_GIN, 0xA0, b, 1, 0, m, 28);
+    redo_record(&v, RM_GIN, 0xA0, b, 1, 0, m, 28);
     assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0xA0"));
     /* A CREATE_PTREE whose posting list is longer than the record. */
     tarn_put_u32(m, 100);
     b[0].will_init = true;
-    record(&v, RM_GIN, CREATE_PTREE, b, 1, 0, m, 28);
+    redo_record(&v, RM_GIN, CREATE_PTREE, b, 1, 0, m, 28);
     assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gin CREATE_PTREE"));
     /* A leaf insert on a page that is not a posting tree leaf. */
     {
         uint8_t d[4] = {1, 0, 0, 1}, fm[2] = {3, 0};
         b[0].will_init = false, b[0].data = d, b[0].len = 4;
-        record(&v, RM_GIN, INSERT, b, 1, 0, fm, 2);
+        redo_record(&v, RM_GIN, INSERT, b, 1, 0, fm, 2);
         assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "not a posting tree leaf"));
     }

@@ -16,6 +16,7 @@
 
 #include "server/core/types.h"
 
+#include "redo_record.h"
 #include "storage/key.h"
 #include "storage/redo/bufpage.h"
 #include "storage/redo/redo.h"
@@ -38,76 +39,6 @@
 #define F_DELETED      2
 #define F_FOLLOW_RIGHT 8
 #define F_HAS_GARBAGE  16
-
-static redo_stats st;
-
-typedef struct blockref {
-    uint32_t blkno;
-    const uint8_t *data;
-    uint16_t len;
-    bool will_init;
-    const uint8_t *image; /**< a whole page to restore, or NULL */
-} blockref;
-
-/*
- * A GiST WAL record with @p n block references (ids 0..n-1, relation
- * 1663/5/16384) and main data, as the PGREC value of block @p id.
- */
-static void
-record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
-       const uint8_t *main, uint32_t mlen)
-{
-    static uint8_t rec[24 + 8 * 25 + 5 + 8 * 8192 + 8 * 8192 + 8192];
-    size_t at = 24;
-    tarn_err err;
-
-    memset(rec, 0, sizeof(rec));
-    for (unsigned i = 0; i < n; i++) {
-        rec[at++] = (uint8_t)i;
-        rec[at++] = (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].image ? 0x10 : 0)
-                              | (b[i].will_init ? 0x40 : 0)
-                              | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        tarn_put_u16(rec + at, b[i].len), at += 2;
-        if (b[i].image) {
-            tarn_put_u16(rec + at, 8192), at += 2;
-            tarn_put_u16(rec + at, 0), at += 2;
-            rec[at++] = 0x02; /* BKPIMAGE_APPLY */
-        }
-        if (i == 0) {
-            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
-            tarn_put_u32(rec + at + 8, 16384);
-            at += 12;
-        }
-        tarn_put_u32(rec + at, b[i].blkno), at += 4;
-    }
-    if (mlen > 255) {
-        rec[at++] = 254; /* XLR_BLOCK_ID_DATA_LONG */
-        tarn_put_u32(rec + at, mlen), at += 4;
-    } else if (mlen > 0) {
-        rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
-        rec[at++] = (uint8_t)mlen;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (b[i].image)
-            memcpy(rec + at, b[i].image, 8192), at += 8192;
-        if (b[i].len)
-            memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
-    }
-    if (mlen > 0)
-        memcpy(rec + at, main, mlen), at += mlen;
-    tarn_put_u32(rec, (uint32_t)at);
-    rec[16] = info;
-    rec[17] = RM_GIST;
-    assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
-                     TARN_OK);
-}
-
-static tarn_rc
-apply(uint8_t *page, uint32_t blkno, const tbuf *v, tarn_lsn lsn, tarn_err *err)
-{
-    tkey k = tkey_rel_block(1663, 5, 16384, 0, blkno);
-    return redo_apply(&st, page, &k, lsn, v->p, v->len, err);
-}
 
 /* An empty GiST page with @p flags. */
 static void
@@ -177,7 +108,7 @@ test_page_update(void **state)
     tuple(d, 24, 1, 0xA1);
     tuple(d + 24, 16, 2, 0xA2);
     b[0].len = 40;
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 4), 0x1000);
     assert_int_equal(nitems(page), 2);
@@ -189,7 +120,7 @@ test_page_update(void **state)
     tarn_put_u16(d, 1);
     tuple(d + 2, 32, 7, 0xB1);
     b[0].len = 34;
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(nitems(page), 2);
     assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 48);
@@ -200,7 +131,7 @@ test_page_update(void **state)
     tarn_put_u16(m, 1), tarn_put_u16(m + 2, 0);
     tarn_put_u16(d, 1);
     b[0].len = 2;
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(item(page, 1)[8], 0xA2);
@@ -209,7 +140,7 @@ test_page_update(void **state)
     /* Block 1, the left child of a finished split: NSN and follow-right. */
     gist_page(child, F_LEAF | F_FOLLOW_RIGHT);
     b[0].len = 0;
-    record(&v, PAGE_UPDATE, b, 2, 1, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 2, 1, m, 4);
     assert_int_equal(apply(child, 9, &v, 0x123400005000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(child + FLAGS), F_LEAF);
     assert_true(nsn(child) == 0x123400005000);
@@ -220,14 +151,14 @@ test_page_update(void **state)
         blockref bi[2] = {{.blkno = 4}, {.blkno = 9, .image = img}};
         gist_page(img, F_FOLLOW_RIGHT);
         memset(child, 0, sizeof child);
-        record(&v, PAGE_UPDATE, bi, 2, 1, m, 4);
+        redo_record(&v, RM_GIST, PAGE_UPDATE, bi, 2, 1, m, 4);
         assert_int_equal(apply(child, 9, &v, 0x6000, &err), TARN_OK);
         assert_int_equal(tarn_get_u16(child + FLAGS), 0);
         assert_true(nsn(child) == 0x6000);
         assert_int_equal(tarn_get_u32(child + 4), 0x6000);
         /* The target block's image is only restored. */
         bi[0].image = img, bi[1].image = NULL;
-        record(&v, PAGE_UPDATE, bi, 2, 0, m, 4);
+        redo_record(&v, RM_GIST, PAGE_UPDATE, bi, 2, 0, m, 4);
         assert_int_equal(apply(child, 4, &v, 0x7000, &err), TARN_OK);
         assert_int_equal(tarn_get_u16(child + FLAGS), F_FOLLOW_RIGHT);
         assert_true(nsn(child) == 0);
@@ -238,7 +169,7 @@ test_page_update(void **state)
     tarn_put_u16(d, 9);
     tuple(d + 2, 16, 7, 0xB1);
     b[0].len = 18;
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gist PAGE_UPDATE"));
     assert_non_null(strstr(err.msg, "block 4 of 1663/5/16384"));
@@ -247,20 +178,20 @@ test_page_update(void **state)
     tarn_put_u16(m, 0), tarn_put_u16(m + 2, 1);
     tuple(d, 24, 1, 0xC1);
     b[0].len = 20;
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "tuple of 24 bytes"));
     /* ...fewer tuples than announced, short main data, no GiST page. */
     b[0].len = 24;
     tarn_put_u16(m + 2, 2);
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "1 tuples for 2"));
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 3);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 3);
     assert_int_equal(apply(page, 4, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "main data of 3 bytes"));
     pg_page_init(page, 8);
-    record(&v, PAGE_UPDATE, b, 1, 0, m, 4);
+    redo_record(&v, RM_GIST, PAGE_UPDATE, b, 1, 0, m, 4);
     assert_int_equal(apply(page, 4, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a GiST index page"));
     tbuf_free(&v);
@@ -290,7 +221,7 @@ test_page_split(void **state)
     tuple(d2 + 4, 16, 3, 0x21);
     /* A root split: the root keeps the tuples it is given, not a leaf. */
     memset(page, 0x77, sizeof page);
-    record(&v, PAGE_SPLIT, b, 3, 1, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 1, m, 24);
     assert_int_equal(apply(page, 0, &v, 0x9000, &err), TARN_OK);
     assert_int_equal(nitems(page), 2);
     assert_int_equal(item(page, 2)[8], 0x12);
@@ -301,7 +232,7 @@ test_page_split(void **state)
     assert_int_equal(page[100], 0);
     /* Its other page: a leaf, the old right link, no follow-right. */
     tarn_put_u32(m, 77);
-    record(&v, PAGE_SPLIT, b, 3, 2, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 2, m, 24);
     assert_int_equal(apply(page, 6, &v, 0x9000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF);
@@ -309,17 +240,17 @@ test_page_split(void **state)
     /* A split of block 3: the left half links to the right one and
      * follows right until the parent has its downlink. */
     b[1].blkno = 3;
-    record(&v, PAGE_SPLIT, b, 3, 1, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 1, m, 24);
     assert_int_equal(apply(page, 3, &v, 0xA000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF | F_FOLLOW_RIGHT);
     assert_int_equal(tarn_get_u32(page + RLINK), 6);
     m[20] = 0;
-    record(&v, PAGE_SPLIT, b, 3, 1, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 1, m, 24);
     assert_int_equal(apply(page, 3, &v, 0xA000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF);
     /* Block 0, the child whose split the downlinks complete. */
     gist_page(page, F_FOLLOW_RIGHT);
-    record(&v, PAGE_SPLIT, b, 3, 0, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 0, m, 24);
     assert_int_equal(apply(page, 2, &v, 0xB000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + FLAGS), 0);
     assert_true(nsn(page) == 0xB000);
@@ -327,19 +258,19 @@ test_page_split(void **state)
     /* Refusals: a count the tuples do not match, data too short, a
      * block past npage, short main data. */
     tarn_put_u32(d2, 2);
-    record(&v, PAGE_SPLIT, b, 3, 2, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 2, m, 24);
     assert_int_equal(apply(page, 6, &v, 0xC000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gist PAGE_SPLIT"));
     assert_non_null(strstr(err.msg, "1 tuples where 2"));
     b[2].len = 2;
-    record(&v, PAGE_SPLIT, b, 3, 2, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 2, m, 24);
     assert_int_equal(apply(page, 6, &v, 0xC000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "block data of 2 bytes"));
     tarn_put_u16(m + 18, 1);
-    record(&v, PAGE_SPLIT, b, 3, 2, m, 24);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 2, m, 24);
     assert_int_equal(apply(page, 6, &v, 0xC000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "no part of the record"));
-    record(&v, PAGE_SPLIT, b, 3, 1, m, 20);
+    redo_record(&v, RM_GIST, PAGE_SPLIT, b, 3, 1, m, 20);
     assert_int_equal(apply(page, 3, &v, 0xC000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "main data of 20 bytes"));
     tbuf_free(&v);
@@ -360,7 +291,7 @@ test_delete_and_page_delete(void **state)
     tarn_put_u32(m, 900);
     tarn_put_u16(m + 4, 3);
     tarn_put_u16(m + 6, 1), tarn_put_u16(m + 8, 2), tarn_put_u16(m + 10, 4);
-    record(&v, DELETE, b, 1, 0, m, 12);
+    redo_record(&v, RM_GIST, DELETE, b, 1, 0, m, 12);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 2);
     assert_int_equal(item(page, 1)[8], 3);
@@ -369,16 +300,16 @@ test_delete_and_page_delete(void **state)
     assert_int_equal(tarn_get_u16(page + 14), SPECIAL - 32);
     /* More offsets than the record holds; an offset not on the page. */
     tarn_put_u16(m + 4, 4);
-    record(&v, DELETE, b, 1, 0, m, 12);
+    redo_record(&v, RM_GIST, DELETE, b, 1, 0, m, 12);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gist DELETE"));
     tarn_put_u16(m + 4, 1);
-    record(&v, DELETE, b, 1, 0, m, 8);
+    redo_record(&v, RM_GIST, DELETE, b, 1, 0, m, 8);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
-    record(&v, DELETE, b, 1, 0, m, 8);
+    redo_record(&v, RM_GIST, DELETE, b, 1, 0, m, 8);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_OK);
-    record(&v, DELETE, b, 1, 0, m, 8);
+    redo_record(&v, RM_GIST, DELETE, b, 1, 0, m, 8);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "cannot delete"));
 
@@ -386,7 +317,7 @@ test_delete_and_page_delete(void **state)
     gist_page(page, F_LEAF);
     tarn_put_u32(pm, 0x1234), tarn_put_u32(pm + 4, 1); /* deleteXid */
     tarn_put_u16(pm + 8, 2);                           /* downlink */
-    record(&v, PAGE_DELETE, b, 2, 0, pm, 10);
+    redo_record(&v, RM_GIST, PAGE_DELETE, b, 2, 0, pm, 10);
     assert_int_equal(apply(page, 5, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + FLAGS), F_LEAF | F_DELETED);
     assert_int_equal(tarn_get_u16(page + 12), 32);
@@ -395,12 +326,12 @@ test_delete_and_page_delete(void **state)
     /* ...and its parent loses the downlink. */
     leaf_with(page, 3);
     tarn_put_u16(page + FLAGS, 0);
-    record(&v, PAGE_DELETE, b, 2, 1, pm, 10);
+    redo_record(&v, RM_GIST, PAGE_DELETE, b, 2, 1, pm, 10);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 2);
     assert_int_equal(item(page, 2)[8], 3);
     tarn_put_u16(pm + 8, 3);
-    record(&v, PAGE_DELETE, b, 2, 1, pm, 10);
+    redo_record(&v, RM_GIST, PAGE_DELETE, b, 2, 1, pm, 10);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gist PAGE_DELETE"));
     assert_non_null(strstr(err.msg, "downlink 3 of 2"));
@@ -417,11 +348,11 @@ test_refusals(void **state)
 
     (void)state;
     leaf_with(page, 1);
-    record(&v, 0x40, b, 1, 0, m, 16);
+    redo_record(&v, RM_GIST, 0x40, b, 1, 0, m, 16);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0x40"));
     /* PAGE_REUSE has no block to change. */
-    record(&v, PAGE_REUSE, b, 1, 0, m, 16);
+    redo_record(&v, RM_GIST, PAGE_REUSE, b, 1, 0, m, 16);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Gist PAGE_REUSE"));
     tbuf_free(&v);

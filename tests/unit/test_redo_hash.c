@@ -16,6 +16,7 @@
 
 #include "server/core/types.h"
 
+#include "redo_record.h"
 #include "storage/key.h"
 #include "storage/redo/bufpage.h"
 #include "storage/redo/redo.h"
@@ -32,65 +33,6 @@
 #define SQUEEZE_PAGE    0x80
 #define DELETE          0x90
 #define VACUUM_ONE_PAGE 0xC0
-
-static redo_stats st;
-
-typedef struct blockref {
-    uint32_t blkno;
-    const uint8_t *data;
-    uint16_t len;
-    bool will_init;
-} blockref;
-
-/*
- * A Hash WAL record with @p n block references (ids 0..n-1, relation
- * 1663/5/16384) and main data, as the PGREC value of block @p id.
- */
-static void
-record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
-       const uint8_t *main, uint8_t mlen)
-{
-    static uint8_t rec[24 + 4 * (4 + 12 + 4) + 2 + 4 * 8192 + 255];
-    size_t at = 24;
-    tarn_err err;
-
-    memset(rec, 0, sizeof(rec));
-    for (unsigned i = 0; i < n; i++) {
-        rec[at++] = (uint8_t)i;
-        rec[at++] =
-            (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].will_init ? 0x40 : 0)
-                      | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        tarn_put_u16(rec + at, b[i].len), at += 2;
-        if (i == 0) {
-            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
-            tarn_put_u32(rec + at + 8, 16384);
-            at += 12;
-        }
-        tarn_put_u32(rec + at, b[i].blkno), at += 4;
-    }
-    if (mlen > 0) {
-        rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
-        rec[at++] = mlen;
-    }
-    for (unsigned i = 0; i < n; i++)
-        if (b[i].len)
-            memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
-    if (mlen > 0)
-        memcpy(rec + at, main, mlen), at += mlen;
-    tarn_put_u32(rec, (uint32_t)at);
-    rec[16] = info;
-    rec[17] = RM_HASH;
-    assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
-                     TARN_OK);
-}
-
-static tarn_rc
-apply(uint8_t *page, uint32_t blkno, const tbuf *v, tarn_lsn lsn, tarn_err *err)
-{
-    tkey k = tkey_rel_block(1663, 5, 16384, 0, blkno);
-    return redo_apply(&st, page, &k, lsn, v->p, v->len, err);
-}
-
 
 static double
 f64(const uint8_t *p)
@@ -125,7 +67,7 @@ meta_page(uint8_t *page)
     tarn_put_u32(m + 8, 450); /* hashint4 */
     tarn_put_u16(m + 12, 307);
     memset(page, 0x5a, 8192);
-    record(&v, INIT_META_PAGE, &b, 1, 0, m, sizeof m);
+    redo_record(&v, RM_HASH, INIT_META_PAGE, &b, 1, 0, m, sizeof m);
     assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
     tbuf_free(&v);
 }
@@ -197,7 +139,7 @@ test_init_meta(void **state)
 
         put_f64(md, 184200);
         tarn_put_u16(md + 12, 307);
-        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        redo_record(&v, RM_HASH, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_OK);
         assert_int_equal(tarn_get_u32(m + 24), 639);  /* maxbucket */
         assert_int_equal(tarn_get_u32(m + 28), 1023); /* highmask */
@@ -206,12 +148,12 @@ test_init_meta(void **state)
         assert_int_equal(tarn_get_u32(m + 52 + 40), 1);
         /* A fill factor of 0 and a NaN tuple count are refused. */
         tarn_put_u16(md + 12, 0);
-        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        redo_record(&v, RM_HASH, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "Hash INIT_META_PAGE"));
         tarn_put_u16(md + 12, 307);
         memset(md, 0xFF, 8);
-        record(&v, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
+        redo_record(&v, RM_HASH, INIT_META_PAGE, &b, 1, 0, md, sizeof md);
         assert_int_equal(apply(page, 0, &v, 0x1000, &err), TARN_ECORRUPT);
         assert_non_null(strstr(err.msg, "not a number"));
         tbuf_free(&v);
@@ -232,7 +174,7 @@ test_insert(void **state)
     meta_page(meta);
     hash_tuple(t, 7, 0x1234);
     tarn_put_u16(m, 1);
-    record(&v, INSERT, b, 2, 0, m, 2);
+    redo_record(&v, RM_HASH, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 4), 0x2000);
     assert_int_equal(tarn_get_u16(page + 12), 28);
@@ -240,14 +182,14 @@ test_insert(void **state)
     assert_int_equal(lp & 0x7fff, SPECIAL - 16);
     assert_int_equal(lp >> 17, 16);
     assert_int_equal(tarn_get_u32(page + SPECIAL - 16 + 8), 0x1234);
-    record(&v, INSERT, b, 2, 1, m, 2);
+    redo_record(&v, RM_HASH, INSERT, b, 2, 1, m, 2);
     assert_int_equal(apply(meta, 0, &v, 0x2000, &err), TARN_OK);
     assert_true(f64(meta + 24 + 8) == 1.0);
     assert_int_equal(tarn_get_u32(meta + 4), 0x2000);
 
     /* Offset 5 on a page with one item: PostgreSQL PANICs. */
     tarn_put_u16(m, 5);
-    record(&v, INSERT, b, 2, 0, m, 2);
+    redo_record(&v, RM_HASH, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash INSERT"));
     assert_non_null(strstr(err.msg, "block 1 of 1663/5/16384"));
@@ -256,7 +198,7 @@ test_insert(void **state)
     memset(page, 0, sizeof page);
     pg_page_init(page, 8);
     tarn_put_u16(m, 1);
-    record(&v, INSERT, b, 2, 0, m, 2);
+    redo_record(&v, RM_HASH, INSERT, b, 2, 0, m, 2);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not a hash index page"));
     tbuf_free(&v);
@@ -279,7 +221,7 @@ test_add_ovfl_page(void **state)
     tarn_put_u32(bucket, 1);
     tarn_put_u32(bit, 37);
     tarn_put_u32(ff, 2);
-    record(&v, ADD_OVFL_PAGE, b, 5, 0, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 0, m, 3);
     memset(page, 0x77, sizeof page);
     assert_int_equal(apply(page, 9, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 24);
@@ -289,16 +231,16 @@ test_add_ovfl_page(void **state)
     assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0001); /* overflow */
     /* The left page's next link. */
     bucket_page(page, 1);
-    record(&v, ADD_OVFL_PAGE, b, 5, 1, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 1, m, 3);
     assert_int_equal(apply(page, 1, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 9);
     /* The bitmap bit. */
     pg_page_init(page, 16);
-    record(&v, ADD_OVFL_PAGE, b, 5, 2, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 2, m, 3);
     assert_int_equal(apply(page, 3, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 24 + 4), 1u << 5);
     /* A new bitmap page: all ones. */
-    record(&v, ADD_OVFL_PAGE, b, 5, 3, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 3, m, 3);
     assert_int_equal(apply(page, 10, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 24 + 4096);
     assert_int_equal(tarn_get_u32(page + 24 + 4092), 0xFFFFFFFF);
@@ -306,7 +248,7 @@ test_add_ovfl_page(void **state)
     assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0004);
     /* The metapage: firstfree, two more spares, the new bitmap. */
     meta_page(meta);
-    record(&v, ADD_OVFL_PAGE, b, 5, 4, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 4, m, 3);
     assert_int_equal(apply(meta, 0, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(meta + 24 + 40), 2);
     assert_int_equal(tarn_get_u32(meta + 24 + 52 + 4), 3);
@@ -315,14 +257,14 @@ test_add_ovfl_page(void **state)
     /* A bitmap page was found: only firstfree. */
     m[2] = 1;
     meta_page(meta);
-    record(&v, ADD_OVFL_PAGE, b, 5, 4, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 4, m, 3);
     assert_int_equal(apply(meta, 0, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(meta + 24 + 52 + 4), 1);
     assert_int_equal(tarn_get_u32(meta + 24 + 44), 0);
     /* A bit past the page. */
     tarn_put_u32(bit, 70000);
     pg_page_init(page, 16);
-    record(&v, ADD_OVFL_PAGE, b, 5, 2, m, 3);
+    redo_record(&v, RM_HASH, ADD_OVFL_PAGE, b, 5, 2, m, 3);
     assert_int_equal(apply(page, 3, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash ADD_OVFL_PAGE"));
     assert_non_null(strstr(err.msg, "bitmap bit 70000"));
@@ -347,7 +289,7 @@ test_vacuum_one_page(void **state)
     tarn_put_u32(m, 0);
     tarn_put_u32(m + 4, 3);
     tarn_put_u16(m + 8, 1), tarn_put_u16(m + 10, 3), tarn_put_u16(m + 12, 4);
-    record(&v, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_HASH, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 1, &v, 0x5000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + 12), 24 + 8);
     assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0x0002);
@@ -357,12 +299,12 @@ test_vacuum_one_page(void **state)
         tarn_get_u32(page + (tarn_get_u32(page + 28) & 0x7fff) + 8), 105);
     meta_page(meta);
     put_f64(meta + 24 + 8, 10);
-    record(&v, VACUUM_ONE_PAGE, b, 2, 1, m, sizeof m);
+    redo_record(&v, RM_HASH, VACUUM_ONE_PAGE, b, 2, 1, m, sizeof m);
     assert_int_equal(apply(meta, 0, &v, 0x5000, &err), TARN_OK);
     assert_true(f64(meta + 24 + 8) == 7.0);
     /* More offsets claimed than the record holds. */
     tarn_put_u32(m + 4, 4);
-    record(&v, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_HASH, VACUUM_ONE_PAGE, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 1, &v, 0x6000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash VACUUM_ONE_PAGE"));
     tbuf_free(&v);
@@ -385,12 +327,12 @@ test_squeeze_and_refusals(void **state)
     /* The primary bucket page is only locked: nothing changes. */
     bucket_page(page, 0);
     memcpy(copy, page, sizeof page);
-    record(&v, SQUEEZE_PAGE, b, 6, 0, m, sizeof m);
+    redo_record(&v, RM_HASH, SQUEEZE_PAGE, b, 6, 0, m, sizeof m);
     assert_int_equal(apply(page, 1, &v, 0x7000, &err), TARN_OK);
     assert_memory_equal(page, copy, sizeof page);
     /* The freed overflow page becomes an unused hash page. */
     memset(page, 0x33, sizeof page);
-    record(&v, SQUEEZE_PAGE, b, 6, 2, m, sizeof m);
+    redo_record(&v, RM_HASH, SQUEEZE_PAGE, b, 6, 2, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x7000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + SPECIAL + 12), 0);
     assert_int_equal(tarn_get_u32(page + SPECIAL + 8), 0xFFFFFFFF);
@@ -398,33 +340,33 @@ test_squeeze_and_refusals(void **state)
     assert_int_equal(page[100], 0);
     /* Links of the pages around it, and its bitmap bit. */
     bucket_page(page, 0);
-    record(&v, SQUEEZE_PAGE, b, 6, 3, m, sizeof m);
+    redo_record(&v, RM_HASH, SQUEEZE_PAGE, b, 6, 3, m, sizeof m);
     assert_int_equal(apply(page, 4, &v, 0x7000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + SPECIAL + 4), 6);
-    record(&v, SQUEEZE_PAGE, b, 6, 4, m, sizeof m);
+    redo_record(&v, RM_HASH, SQUEEZE_PAGE, b, 6, 4, m, sizeof m);
     assert_int_equal(apply(page, 6, &v, 0x7000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + SPECIAL), 4);
     pg_page_init(page, 16);
     memset(page + 24, 0xFF, 8);
-    record(&v, SQUEEZE_PAGE, b, 6, 5, m, sizeof m);
+    redo_record(&v, RM_HASH, SQUEEZE_PAGE, b, 6, 5, m, sizeof m);
     assert_int_equal(apply(page, 3, &v, 0x7000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 28), 0xFFFFFFFD); /* bit 33 */
 
     /* SPLIT_PAGE always carries the page's image. */
     bucket_page(page, 0);
-    record(&v, SPLIT_PAGE, b, 1, 0, NULL, 0);
+    redo_record(&v, RM_HASH, SPLIT_PAGE, b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 1, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash SPLIT_PAGE"));
     assert_non_null(strstr(err.msg, "full-page image"));
     /* An unknown op code. */
-    record(&v, 0xD0, b, 1, 0, NULL, 0);
+    redo_record(&v, RM_HASH, 0xD0, b, 1, 0, NULL, 0);
     assert_int_equal(apply(page, 1, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0xD0"));
     /* DELETE from a page of 0 items. */
     tarn_put_u16(bit, 1);
     b[1].data = bit, b[1].len = 2;
     m[0] = 1, m[1] = 0;
-    record(&v, DELETE, b, 2, 1, m, 2);
+    redo_record(&v, RM_HASH, DELETE, b, 2, 1, m, 2);
     assert_int_equal(apply(page, 2, &v, 0x8000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "Hash DELETE"));
     tbuf_free(&v);

@@ -16,6 +16,7 @@
 
 #include "server/core/types.h"
 
+#include "redo_record.h"
 #include "storage/key.h"
 #include "storage/redo/bufpage.h"
 #include "storage/redo/redo.h"
@@ -42,76 +43,6 @@
 #define REDIRECT    1
 #define DEAD        2
 #define PLACEHOLDER 3
-
-static redo_stats st;
-
-typedef struct blockref {
-    uint32_t blkno;
-    const uint8_t *data;
-    uint16_t len;
-    bool will_init;
-    const uint8_t *image; /**< a whole page to restore, or NULL */
-} blockref;
-
-/*
- * An SP-GiST WAL record with @p n block references (ids 0..n-1, relation
- * 1663/5/16384) and main data, as the PGREC value of block @p id.
- */
-static void
-record(tbuf *v, uint8_t info, const blockref *b, unsigned n, uint8_t id,
-       const uint8_t *main, uint32_t mlen)
-{
-    static uint8_t rec[24 + 8 * 25 + 5 + 8 * 8192 + 8 * 8192 + 8192];
-    size_t at = 24;
-    tarn_err err;
-
-    memset(rec, 0, sizeof(rec));
-    for (unsigned i = 0; i < n; i++) {
-        rec[at++] = (uint8_t)i;
-        rec[at++] = (uint8_t)((b[i].len ? 0x20 : 0) | (b[i].image ? 0x10 : 0)
-                              | (b[i].will_init ? 0x40 : 0)
-                              | (i > 0 ? 0x80 : 0)); /* SAME_REL */
-        tarn_put_u16(rec + at, b[i].len), at += 2;
-        if (b[i].image) {
-            tarn_put_u16(rec + at, 8192), at += 2;
-            tarn_put_u16(rec + at, 0), at += 2;
-            rec[at++] = 0x02; /* BKPIMAGE_APPLY */
-        }
-        if (i == 0) {
-            tarn_put_u32(rec + at, 1663), tarn_put_u32(rec + at + 4, 5);
-            tarn_put_u32(rec + at + 8, 16384);
-            at += 12;
-        }
-        tarn_put_u32(rec + at, b[i].blkno), at += 4;
-    }
-    if (mlen > 255) {
-        rec[at++] = 254; /* XLR_BLOCK_ID_DATA_LONG */
-        tarn_put_u32(rec + at, mlen), at += 4;
-    } else if (mlen > 0) {
-        rec[at++] = 255; /* XLR_BLOCK_ID_DATA_SHORT */
-        rec[at++] = (uint8_t)mlen;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (b[i].image)
-            memcpy(rec + at, b[i].image, 8192), at += 8192;
-        if (b[i].len)
-            memcpy(rec + at, b[i].data, b[i].len), at += b[i].len;
-    }
-    if (mlen > 0)
-        memcpy(rec + at, main, mlen), at += mlen;
-    tarn_put_u32(rec, (uint32_t)at);
-    rec[16] = info;
-    rec[17] = RM_SPGIST;
-    assert_int_equal(tval_pgrec(v, id, b[id].will_init, rec, at, &err),
-                     TARN_OK);
-}
-
-static tarn_rc
-apply(uint8_t *page, uint32_t blkno, const tbuf *v, tarn_lsn lsn, tarn_err *err)
-{
-    tkey k = tkey_rel_block(1663, 5, 16384, 0, blkno);
-    return redo_apply(&st, page, &k, lsn, v->p, v->len, err);
-}
 
 /* An empty SP-GiST page with @p flags, over garbage. */
 static void
@@ -222,7 +153,7 @@ test_add_leaf(void **state)
     tarn_put_u16(m + 8, 1); /* nodeI */
     leaf(m + 10, LIVE, 0, 0xA1);
     memset(page, 0x77, sizeof page);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(tarn_get_u32(page + 4), 0x1000);
     assert_int_equal(tarn_get_u16(page + FLAGS), LEAF);
@@ -236,13 +167,13 @@ test_add_leaf(void **state)
     tarn_put_u16(m + 2, 2);
     tarn_put_u16(m + 4, 1);
     leaf(m + 10, LIVE, 0, 0xA2);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(nitems(page), 2);
     assert_int_equal(tarn_get_u16(item(page, 1) + 4), 2);
     /* The parent's downlink. */
     parent_page(page);
-    record(&v, ADD_LEAF, b, 2, 1, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 1, m, sizeof m);
     assert_int_equal(apply(page, 9, &v, 0x2000, &err), TARN_OK);
     assert_node(page, 3, 1, 5, 2);
     assert_node(page, 3, 0, 0, 0);
@@ -253,13 +184,13 @@ test_add_leaf(void **state)
     tarn_put_u16(page + NPLACE, 1);
     tarn_put_u16(m + 2, 3), tarn_put_u16(m + 4, 0);
     leaf(m + 10, LIVE, 0, 0xA3);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + NPLACE), 0);
     assert_int_equal(item(page, 3)[8], 0xA3);
     assert_int_equal(state_of(page, 3), LIVE);
     tarn_put_u16(m + 2, 1), tarn_put_u16(m + 4, 1);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(item(page, 1)[8], 0xA3);
     assert_int_equal(nitems(page), 3);
@@ -267,21 +198,21 @@ test_add_leaf(void **state)
     /* Refusals: a live tuple in the way, a node the parent lacks, a
      * tuple longer than the record, a page that is not SP-GiST. */
     tarn_put_u16(m + 2, 2), tarn_put_u16(m + 4, 0);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist ADD_LEAF"));
     assert_non_null(strstr(err.msg, "block 5 of 1663/5/16384"));
     assert_non_null(strstr(err.msg, "not a placeholder"));
     parent_page(page);
     tarn_put_u16(m + 8, 7);
-    record(&v, ADD_LEAF, b, 2, 1, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 1, m, sizeof m);
     assert_int_equal(apply(page, 9, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "no node 7"));
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m - 1);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m - 1);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "tuple of 16 bytes"));
     pg_page_init(page, 16);
-    record(&v, ADD_LEAF, b, 2, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, ADD_LEAF, b, 2, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "not an SP-GiST index page"));
     tbuf_free(&v);
@@ -308,14 +239,14 @@ test_move_leafs(void **state)
     for (unsigned i = 0; i < 3; i++)
         leaf(m + 30 + 16 * i, LIVE, 0, (uint8_t)(0xB1 + i));
     /* The destination gets all three. */
-    record(&v, MOVE_LEAFS, b, 3, 1, m, sizeof m);
+    redo_record(&v, RM_SPGIST, MOVE_LEAFS, b, 3, 1, m, sizeof m);
     assert_int_equal(apply(page, 6, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 3);
     assert_int_equal(item(page, 3)[8], 0xB3);
     /* The source: a redirect where the first listed was, a placeholder
      * for the other. */
     leaf_page(page, 4);
-    record(&v, MOVE_LEAFS, b, 3, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, MOVE_LEAFS, b, 3, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 4);
     assert_int_equal(state_of(page, 3), REDIRECT);
@@ -331,12 +262,12 @@ test_move_leafs(void **state)
     assert_int_equal(tarn_get_u16(page + NPLACE), 1);
     /* The parent follows the chain's new head. */
     parent_page(page);
-    record(&v, MOVE_LEAFS, b, 3, 2, m, sizeof m);
+    redo_record(&v, RM_SPGIST, MOVE_LEAFS, b, 3, 2, m, sizeof m);
     assert_int_equal(apply(page, 9, &v, 0x1000, &err), TARN_OK);
     assert_node(page, 3, 2, 6, 3);
     /* More offsets than the record holds. */
     tarn_put_u16(m, 40);
-    record(&v, MOVE_LEAFS, b, 3, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, MOVE_LEAFS, b, 3, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist MOVE_LEAFS"));
     assert_non_null(strstr(err.msg, "main data of 78 bytes"));
@@ -365,13 +296,13 @@ test_add_node_and_split_tuple(void **state)
     size = inner(m + 20, 4, 0x44);
     /* In place (no block 1): the tuple grows a node. */
     parent_page(page);
-    record(&v, ADD_NODE, b, 1, 0, m, 20 + size);
+    redo_record(&v, RM_SPGIST, ADD_NODE, b, 1, 0, m, 20 + size);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 3);
     assert_int_equal(tarn_get_u16(item(page, 3) + 4), 40);
     assert_int_equal(tarn_get_u32(item(page, 3)) >> 3 & 0x1FFF, 4);
     /* Moved to a new page... */
-    record(&v, ADD_NODE, b, 2, 1, m, 20 + size);
+    redo_record(&v, RM_SPGIST, ADD_NODE, b, 2, 1, m, 20 + size);
     memset(page, 0x66, sizeof page);
     assert_int_equal(apply(page, 8, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(tarn_get_u16(page + FLAGS), 0);
@@ -381,7 +312,7 @@ test_add_node_and_split_tuple(void **state)
      * whose downlink is updated there. */
     tarn_put_u16(m, 1);
     parent_page(page);
-    record(&v, ADD_NODE, b, 2, 0, m, 20 + size);
+    redo_record(&v, RM_SPGIST, ADD_NODE, b, 2, 0, m, 20 + size);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_OK);
     assert_int_equal(nitems(page), 3);
     assert_int_equal(state_of(page, 1), REDIRECT);
@@ -394,11 +325,11 @@ test_add_node_and_split_tuple(void **state)
     /* A parent of its own (block 2); refused when parentBlk says not. */
     m[5] = 2;
     parent_page(page);
-    record(&v, ADD_NODE, b, 3, 2, m, 20 + size);
+    redo_record(&v, RM_SPGIST, ADD_NODE, b, 3, 2, m, 20 + size);
     assert_int_equal(apply(page, 9, &v, 0x2000, &err), TARN_OK);
     assert_node(page, 3, 0, 8, 1);
     m[5] = 0xFF;
-    record(&v, ADD_NODE, b, 3, 2, m, 20 + size);
+    redo_record(&v, RM_SPGIST, ADD_NODE, b, 3, 2, m, 20 + size);
     assert_int_equal(apply(page, 9, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist ADD_NODE"));
     assert_non_null(strstr(err.msg, "no part of the record"));
@@ -411,7 +342,7 @@ test_add_node_and_split_tuple(void **state)
     size = inner(s + 6, 3, 0x55);
     inner(s + 6 + size, 1, 0x56);
     parent_page(page);
-    record(&v, SPLIT_TUPLE, b, 1, 0, s, sizeof s);
+    redo_record(&v, RM_SPGIST, SPLIT_TUPLE, b, 1, 0, s, sizeof s);
     assert_int_equal(apply(page, 5, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 4);
     assert_int_equal(item(page, 3)[4], 32);
@@ -419,15 +350,15 @@ test_add_node_and_split_tuple(void **state)
     /* A postfix on a page of its own. */
     s[5] = 0;
     s[4] = 1;
-    record(&v, SPLIT_TUPLE, b, 2, 1, s, sizeof s);
+    redo_record(&v, RM_SPGIST, SPLIT_TUPLE, b, 2, 1, s, sizeof s);
     assert_int_equal(apply(page, 8, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist SPLIT_TUPLE"));
     tarn_put_u16(s + 2, 1);
-    record(&v, SPLIT_TUPLE, b, 2, 1, s, sizeof s);
+    redo_record(&v, RM_SPGIST, SPLIT_TUPLE, b, 2, 1, s, sizeof s);
     assert_int_equal(apply(page, 8, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     /* A postfix cut short. */
-    record(&v, SPLIT_TUPLE, b, 2, 0, s, sizeof s - 4);
+    redo_record(&v, RM_SPGIST, SPLIT_TUPLE, b, 2, 0, s, sizeof s - 4);
     assert_int_equal(apply(page, 5, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "tuple of 16 bytes"));
     tbuf_free(&v);
@@ -466,13 +397,13 @@ test_picksplit(void **state)
      * it is added. */
     b[0].will_init = false;
     leaf_page(page, 3);
-    record(&v, PICKSPLIT, b, 4, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist PICKSPLIT"));
     assert_non_null(strstr(err.msg, "not a placeholder"));
     tarn_put_u16(m + 30, 4);
     leaf_page(page, 3);
-    record(&v, PICKSPLIT, b, 4, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 4);
     assert_int_equal(state_of(page, 2), REDIRECT);
@@ -481,30 +412,30 @@ test_picksplit(void **state)
     assert_int_equal(tarn_get_u32(item(page, 2) + 12), 42);
     assert_int_equal(item(page, 4)[8], 0xC1);
     /* Destination: a fresh leaf with its share. */
-    record(&v, PICKSPLIT, b, 4, 1, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 1, m, sizeof m);
     assert_int_equal(apply(page, 6, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(item(page, 1)[8], 0xC2);
     assert_int_equal(tarn_get_u16(page + FLAGS), LEAF);
     /* Inner: a fresh inner page; parent: the downlink. */
-    record(&v, PICKSPLIT, b, 4, 2, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 2, m, sizeof m);
     assert_int_equal(apply(page, 7, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(tarn_get_u16(page + FLAGS), 0);
     assert_int_equal(item(page, 1)[4], 24);
     parent_page(page);
-    record(&v, PICKSPLIT, b, 4, 3, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 3, m, sizeof m);
     assert_int_equal(apply(page, 9, &v, 0x1000, &err), TARN_OK);
     assert_node(page, 3, 1, 7, 1);
     /* A root split leaves a source block alone, LSN included. */
     m[0] = 1;
     leaf_page(page, 3);
     memcpy(copy, page, sizeof page);
-    record(&v, PICKSPLIT, b, 4, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_OK);
     assert_memory_equal(page, copy, sizeof page);
     /* Leaf tuples cut short. */
-    record(&v, PICKSPLIT, b, 4, 1, m, sizeof m - 4);
+    redo_record(&v, RM_SPGIST, PICKSPLIT, b, 4, 1, m, sizeof m - 4);
     assert_int_equal(apply(page, 6, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "tuple of 16 bytes"));
     tbuf_free(&v);
@@ -531,7 +462,7 @@ test_vacuum(void **state)
     tarn_put_u16(m + 22, 3); /* move to */
     tarn_put_u16(m + 24, 4); /* chain src */
     tarn_put_u16(m + 26, 3); /* chain dest */
-    record(&v, VACUUM_LEAF, b, 1, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, VACUUM_LEAF, b, 1, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x1000, &err), TARN_OK);
     assert_int_equal(nitems(page), 5);
     assert_int_equal(state_of(page, 1), DEAD);
@@ -544,7 +475,7 @@ test_vacuum(void **state)
     assert_int_equal(tarn_get_u32(page + 4), 0x1000);
     /* A move from an offset past the page. */
     tarn_put_u16(m + 20, 9);
-    record(&v, VACUUM_LEAF, b, 1, 0, m, sizeof m);
+    redo_record(&v, RM_SPGIST, VACUUM_LEAF, b, 1, 0, m, sizeof m);
     assert_int_equal(apply(page, 5, &v, 0x2000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist VACUUM_LEAF"));
 
@@ -553,11 +484,11 @@ test_vacuum(void **state)
     memset(r, 0, sizeof r);
     tarn_put_u16(r, 2);
     tarn_put_u16(r + 12, 1), tarn_put_u16(r + 14, 3);
-    record(&v, VACUUM_ROOT, b, 1, 0, r, sizeof r);
+    redo_record(&v, RM_SPGIST, VACUUM_ROOT, b, 1, 0, r, sizeof r);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(item(page, 1)[8], 2);
-    record(&v, VACUUM_ROOT, b, 1, 0, r, sizeof r - 2);
+    redo_record(&v, RM_SPGIST, VACUUM_ROOT, b, 1, 0, r, sizeof r - 2);
     assert_int_equal(apply(page, 1, &v, 0x3000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist VACUUM_ROOT"));
 
@@ -574,7 +505,7 @@ test_vacuum(void **state)
     memset(d, 0, sizeof d);
     tarn_put_u16(d, 1);
     tarn_put_u16(d + 8, 2);
-    record(&v, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
+    redo_record(&v, RM_SPGIST, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
     {
         uint8_t keep[8192];
         memcpy(keep, page, sizeof page);
@@ -588,18 +519,18 @@ test_vacuum(void **state)
         memcpy(page, keep, sizeof page);
     }
     tarn_put_u16(d + 2, 2);
-    record(&v, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
+    redo_record(&v, RM_SPGIST, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_OK);
     assert_int_equal(nitems(page), 1);
     assert_int_equal(tarn_get_u16(page + NREDIR), 0);
     assert_int_equal(tarn_get_u16(page + NPLACE), 0);
     tarn_put_u16(d + 2, 5);
-    record(&v, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
+    redo_record(&v, RM_SPGIST, VACUUM_REDIRECT, b, 1, 0, d, sizeof d);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "SPGist VACUUM_REDIRECT"));
 
     /* An unknown op code. */
-    record(&v, 0x90, b, 1, 0, d, sizeof d);
+    redo_record(&v, RM_SPGIST, 0x90, b, 1, 0, d, sizeof d);
     assert_int_equal(apply(page, 5, &v, 0x4000, &err), TARN_ECORRUPT);
     assert_non_null(strstr(err.msg, "unknown op code 0x90"));
     tbuf_free(&v);

@@ -231,14 +231,6 @@ take_u32_list(basebackup *bb, const tkey *k, uint32_t **out, size_t *n,
     return TARN_OK;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 static tarn_rc
 load_lists(basebackup *bb, tarn_err *err)
 {
@@ -274,7 +266,7 @@ load_lists(basebackup *bb, tarn_err *err)
         if ((rc = take_u32_list(bb, &k, &segs, &nsegs, err)) != TARN_OK)
             return rc;
         if (nsegs > 0)
-            qsort(segs, nsegs, sizeof(uint32_t), cmp_u32);
+            qsort(segs, nsegs, sizeof(uint32_t), tarn_cmp_u32);
         v = realloc(bb->slrus, (bb->nslrus + nsegs + 1) * sizeof(*v));
         if (v == NULL) {
             free(segs);
@@ -303,7 +295,7 @@ load_lists(basebackup *bb, tarn_err *err)
     if ((rc = take_u32_list(bb, &k, &bb->xids, &bb->nxids, err)) != TARN_OK)
         return rc;
     if (bb->nxids > 0)
-        qsort(bb->xids, bb->nxids, sizeof(uint32_t), cmp_u32);
+        qsort(bb->xids, bb->nxids, sizeof(uint32_t), tarn_cmp_u32);
     return TARN_OK;
 }
 

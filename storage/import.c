@@ -394,14 +394,6 @@ cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Unlogged relations: only the init fork is imported (as PostgreSQL's own
  * base backups do); PostgreSQL rebuilds the rest from it. */
 static void
@@ -484,7 +476,7 @@ scan_all(imp_state *s, tarn_err *err)
     if (s->ndbs > 0)
         qsort(s->dbs, s->ndbs, sizeof(uint64_t), cmp_u64);
     if (s->nxids > 0)
-        qsort(s->xids, s->nxids, sizeof(uint32_t), cmp_u32);
+        qsort(s->xids, s->nxids, sizeof(uint32_t), tarn_cmp_u32);
     return TARN_OK;
 }
 

@@ -563,19 +563,11 @@ slru_truncate(ingest *ing, slru_kind kind, uint32_t cutoff, tarn_err *err)
 
 /* ---- CLOG --------------------------------------------------------------- */
 
-static int
-cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Set the status of @p xids (modified: sorted), one value per page. */
 static tarn_rc
 clog_set(ingest *ing, uint32_t *xids, size_t n, uint8_t status, tarn_err *err)
 {
-    qsort(xids, n, sizeof(*xids), cmp_u32);
+    qsort(xids, n, sizeof(*xids), tarn_cmp_u32);
     for (size_t i = 0; i < n;) {
         uint32_t page = xids[i] / PG_CLOG_XACTS_PER_PAGE;
         size_t j = i;

@@ -92,6 +92,15 @@ int64_t tarn_mono_us(void);
 /** Parse "host:port" or "[v6]:port"; the port must be 1..65535. */
 tarn_rc tarn_addr_parse(const char *s, tarn_addr *out, tarn_err *err);
 
+/** qsort() comparator for uint32_t values, ascending. */
+static inline int
+tarn_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 /** Store and load little-endian integers. */
 static inline void
 tarn_put_u16(uint8_t *p, uint16_t v)

@@ -139,13 +139,7 @@ set_flags(uint8_t *page, uint16_t f)
 static tarn_rc
 need_gin_page(const redo_ctx *c, const char *type)
 {
-    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
-        || pg_page_special(c->page) != GIN_SPECIAL)
-        return redo_fail(c, type,
-                         "not a GIN page (lower %u, upper %u, special %u)",
-                         pg_page_lower(c->page), pg_page_upper(c->page),
-                         pg_page_special(c->page));
-    return TARN_OK;
+    return redo_need_index_page(c, type, GIN_SPECIAL, "a GIN page");
 }
 
 /* GinInitPage(). */

@@ -105,14 +105,7 @@ set_nsn(uint8_t *page, uint64_t nsn)
 static tarn_rc
 need_gist_page(const redo_ctx *c, const char *type)
 {
-    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
-        || pg_page_special(c->page) != G_SPECIAL)
-        return redo_fail(c, type,
-                         "not a GiST index page (lower %u, upper %u, "
-                         "special %u)",
-                         pg_page_lower(c->page), pg_page_upper(c->page),
-                         pg_page_special(c->page));
-    return TARN_OK;
+    return redo_need_index_page(c, type, G_SPECIAL, "a GiST index page");
 }
 
 /* gistinitpage(): an empty page with GiST special space and flags @p f. */
@@ -170,26 +163,6 @@ add_tuples(const redo_ctx *c, const char *type, const uint8_t *d, size_t at,
     return TARN_OK;
 }
 
-/* PageIndexMultiDelete() of @p n offsets at @p offs (unaligned). */
-static tarn_rc
-multi_delete(const redo_ctx *c, const char *type, const uint8_t *offs, size_t n)
-{
-    uint16_t o[PG_BLCKSZ / 4];
-
-    if (n == 0)
-        return TARN_OK;
-    if (n > sizeof o / sizeof o[0])
-        return redo_fail(c, type, "%zu offsets to delete", n);
-    for (size_t i = 0; i < n; i++)
-        o[i] = tarn_get_u16(offs + 2 * i);
-    if (!pg_page_index_multi_delete(c->page, o, (unsigned)n))
-        return redo_fail(c, type,
-                         "cannot delete %zu items (offsets %u..%u) from a "
-                         "page of %u",
-                         n, o[0], o[n - 1], pg_page_max_offset(c->page));
-    return TARN_OK;
-}
-
 /* gistRedoClearFollowRight(): the left child of a completed split. */
 static tarn_rc
 clear_follow_right(redo_ctx *c, const char *type)
@@ -240,7 +213,7 @@ g_page_update(redo_ctx *c, const char *type)
         at = 2 + s;
         n = 1;
     } else if (ndel > 0) {
-        if ((rc = multi_delete(c, type, d, ndel)) != TARN_OK)
+        if ((rc = redo_multi_delete(c, type, d, ndel)) != TARN_OK)
             return rc;
         at = (size_t)ndel * 2;
     }
@@ -271,7 +244,7 @@ g_delete(redo_ctx *c, const char *type)
         if ((size_t)ndel * 2 > c->r->main_len - 6)
             return redo_fail(c, type, "%u offsets in %u bytes", ndel,
                              c->r->main_len - 6);
-        if ((rc = multi_delete(c, type, md + 6, ndel)) != TARN_OK)
+        if ((rc = redo_multi_delete(c, type, md + 6, ndel)) != TARN_OK)
             return rc;
     }
     set_flags(c->page, get_flags(c->page) & ~F_HAS_GARBAGE);

@@ -158,14 +158,7 @@ put_f64(uint8_t *p, double d)
 static tarn_rc
 need_hash_page(const redo_ctx *c, const char *type)
 {
-    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
-        || pg_page_special(c->page) != H_SPECIAL)
-        return redo_fail(c, type,
-                         "not a hash index page (lower %u, upper %u, "
-                         "special %u)",
-                         pg_page_lower(c->page), pg_page_upper(c->page),
-                         pg_page_special(c->page));
-    return TARN_OK;
+    return redo_need_index_page(c, type, H_SPECIAL, "a hash index page");
 }
 
 /* _hash_pageinit() plus the special space _hash_initbuf() and friends set. */
@@ -331,26 +324,6 @@ add_item(const redo_ctx *c, const char *type, const uint8_t *item, size_t size,
     if (pg_page_add_item(c->page, item, size, off, 0) == 0)
         return redo_fail(c, type, "failed to add item (%zu bytes) at offset %u",
                          size, off);
-    return TARN_OK;
-}
-
-/* PageIndexMultiDelete() of @p n offsets at @p offs (unaligned). */
-static tarn_rc
-multi_delete(const redo_ctx *c, const char *type, const uint8_t *offs, size_t n)
-{
-    uint16_t o[PG_BLCKSZ / 4];
-
-    if (n == 0)
-        return TARN_OK;
-    if (n > sizeof o / sizeof o[0])
-        return redo_fail(c, type, "%zu offsets to delete", n);
-    for (size_t i = 0; i < n; i++)
-        o[i] = tarn_get_u16(offs + 2 * i);
-    if (!pg_page_index_multi_delete(c->page, o, (unsigned)n))
-        return redo_fail(c, type,
-                         "cannot delete %zu items (offsets %u..%u) from a "
-                         "page of %u",
-                         n, o[0], o[n - 1], pg_page_max_offset(c->page));
     return TARN_OK;
 }
 
@@ -620,7 +593,7 @@ h_move_squeeze(redo_ctx *c, const char *type, bool squeeze, bool *changed)
         if (!squeeze) {
             if ((rc = need_hash_page(c, type)) != TARN_OK)
                 return rc;
-            return multi_delete(c, type, c->data, c->data_len / 2);
+            return redo_multi_delete(c, type, c->data, c->data_len / 2);
         }
         h_init(c->page, INVALID_BLOCK, INVALID_BLOCK, INVALID_BLOCK,
                LH_UNUSED_PAGE);
@@ -666,7 +639,7 @@ h_delete(redo_ctx *c, const char *type, bool *changed)
         return TARN_OK;
     case 1:
         if ((rc = need_hash_page(c, type)) != TARN_OK
-            || (rc = multi_delete(c, type, c->data, c->data_len / 2))
+            || (rc = redo_multi_delete(c, type, c->data, c->data_len / 2))
                    != TARN_OK)
             return rc;
         if (c->r->main_data[0])
@@ -694,7 +667,7 @@ h_vacuum_one_page(redo_ctx *c, const char *type)
             if (ntuples < 0 || (uint32_t)ntuples > (c->r->main_len - 8) / 2)
                 return redo_fail(c, type, "%d offsets in %u bytes", ntuples,
                                  c->r->main_len - 8);
-            if ((rc = multi_delete(c, type, md + 8, (size_t)ntuples))
+            if ((rc = redo_multi_delete(c, type, md + 8, (size_t)ntuples))
                 != TARN_OK)
                 return rc;
         }

@@ -212,13 +212,7 @@ bt_set_flags(uint8_t *page, uint16_t f)
 static tarn_rc
 need_bt_page(const redo_ctx *c, const char *type)
 {
-    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
-        || pg_page_special(c->page) != BT_SPECIAL)
-        return redo_fail(c, type,
-                         "not a B-tree page (lower %u, upper %u, special %u)",
-                         pg_page_lower(c->page), pg_page_upper(c->page),
-                         pg_page_special(c->page));
-    return TARN_OK;
+    return redo_need_index_page(c, type, BT_SPECIAL, "a B-tree page");
 }
 
 /* _bt_pageinit() and the opaque fields every redo that rebuilds a page

@@ -16,6 +16,7 @@
 
 #include "storage/pg/pgdefs.h"
 #include "storage/pg/walrec.h"
+#include "storage/redo/bufpage.h"
 #include "storage/redo/rmgr.h"
 #include "storage/value.h"
 
@@ -92,6 +93,38 @@ redo_need_data(const redo_ctx *c, const char *type, size_t n)
     if (c->data_len < n)
         return redo_fail(c, type, "block data of %u bytes, %zu expected",
                          c->data_len, n);
+    return TARN_OK;
+}
+
+tarn_rc
+redo_need_index_page(const redo_ctx *c, const char *type, unsigned special,
+                     const char *what)
+{
+    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
+        || pg_page_special(c->page) != special)
+        return redo_fail(c, type, "not %s (lower %u, upper %u, special %u)",
+                         what, pg_page_lower(c->page), pg_page_upper(c->page),
+                         pg_page_special(c->page));
+    return TARN_OK;
+}
+
+tarn_rc
+redo_multi_delete(const redo_ctx *c, const char *type, const uint8_t *offs,
+                  size_t n)
+{
+    uint16_t o[PG_BLCKSZ / 4];
+
+    if (n == 0)
+        return TARN_OK;
+    if (n > sizeof o / sizeof o[0])
+        return redo_fail(c, type, "%zu offsets to delete", n);
+    for (size_t i = 0; i < n; i++)
+        o[i] = tarn_get_u16(offs + 2 * i);
+    if (!pg_page_index_multi_delete(c->page, o, (unsigned)n))
+        return redo_fail(c, type,
+                         "cannot delete %zu items (offsets %u..%u) from a "
+                         "page of %u",
+                         n, o[0], o[n - 1], pg_page_max_offset(c->page));
     return TARN_OK;
 }
 

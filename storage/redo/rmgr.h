@@ -42,6 +42,21 @@ tarn_rc redo_need_main(const redo_ctx *c, const char *type, size_t n);
 /** The same for the block's data (@c data_len). */
 tarn_rc redo_need_data(const redo_ctx *c, const char *type, size_t n);
 
+/**
+ * TARN_OK if the page is an initialised page with a sane header and its
+ * special space at @p special (the index AM's), else redo_fail() saying
+ * "not @p what" with pd_lower, pd_upper and pd_special.
+ */
+tarn_rc redo_need_index_page(const redo_ctx *c, const char *type,
+                             unsigned special, const char *what);
+
+/**
+ * PageIndexMultiDelete() of the @p n offsets at @p offs (little-endian
+ * u16s, unaligned); redo_fail() when they do not fit the page.
+ */
+tarn_rc redo_multi_delete(const redo_ctx *c, const char *type,
+                          const uint8_t *offs, size_t n);
+
 tarn_rc redo_heap(redo_ctx *c);
 tarn_rc redo_heap2(redo_ctx *c);
 tarn_rc redo_seq(redo_ctx *c);

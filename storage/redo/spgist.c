@@ -132,14 +132,7 @@ need_block(const redo_ctx *c, const char *type, unsigned id)
 static tarn_rc
 need_spg_page(const redo_ctx *c, const char *type)
 {
-    if (pg_page_is_new(c->page) || !pg_page_header_ok(c->page)
-        || pg_page_special(c->page) != SP_SPECIAL)
-        return redo_fail(c, type,
-                         "not an SP-GiST index page (lower %u, upper %u, "
-                         "special %u)",
-                         pg_page_lower(c->page), pg_page_upper(c->page),
-                         pg_page_special(c->page));
-    return TARN_OK;
+    return redo_need_index_page(c, type, SP_SPECIAL, "an SP-GiST index page");
 }
 
 /* SpGistInitPage() when @p init, else the page must be an SP-GiST page. */

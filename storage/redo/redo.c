@@ -292,14 +292,19 @@ apply_pgrec(redo_stats *st, uint8_t *page, const tkey *key, tarn_lsn lsn,
     }
     {
         static const uint8_t none[1];
-        redo_ctx c = {.r = &r,
-                      .block_id = id,
-                      .b = b,
-                      .page = page,
-                      .lsn = lsn,
-                      .data = b->data != NULL ? b->data : none,
-                      .data_len = b->data != NULL ? b->data_len : 0,
-                      .err = err};
+        redo_ctx c;
+        /* Like block data, main data is never NULL for redo: modules index
+         * it after checking main_len, and offsetting NULL is undefined. */
+        if (r.main_data == NULL)
+            r.main_data = none;
+        c = (redo_ctx){.r = &r,
+                       .block_id = id,
+                       .b = b,
+                       .page = page,
+                       .lsn = lsn,
+                       .data = b->data != NULL ? b->data : none,
+                       .data_len = b->data != NULL ? b->data_len : 0,
+                       .err = err};
         if (b->has_image && b->apply) {
             /* GiST also sets the NSN of a left child restored from its
              * image (taken before the NSN was). */

@@ -15,7 +15,7 @@
 #include "storage/pg/walrec.h"
 
 typedef struct redo_ctx {
-    const walrec *r;
+    const walrec *r; /**< its main_data is never NULL here */
     uint8_t block_id;
     const walrec_block *b; /**< &r->blocks[block_id] */
     uint8_t *page;         /**< the block before the record; changed */

@@ -157,13 +157,14 @@ rec_tuple(const redo_ctx *c, const char *type, size_t at, bool leaf,
           size_t *size)
 {
     size_t len = c->r->main_len, hdr = leaf ? LEAF_HDR : INNER_HDR, s;
-    const uint8_t *p = c->r->main_data + at;
+    const uint8_t *p;
 
     if (at > len || len - at < hdr) {
         redo_fail(c, type, "tuple header cut short at byte %zu of %zu", at,
                   len);
         return NULL;
     }
+    p = c->r->main_data + at;
     s = leaf ? tarn_get_u32(p) >> 2 : tarn_get_u16(p + IN_SIZE);
     if (s < hdr || s > len - at) {
         redo_fail(c, type, "tuple of %zu bytes at byte %zu of %zu", s, at, len);

@@ -629,7 +629,7 @@ layer_begin(imp_state *s, const tkey *start, tarn_err *err)
                       .timeline = s->o->timeline,
                       .lsn_start = s->res->lsn,
                       .lsn_end = s->res->lsn + 1,
-                      .zstd_level = 1};
+                      .codec = s->o->codec};
 
     s->layer_start = *start;
     s->layer_keys = 0;

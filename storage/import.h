@@ -42,6 +42,7 @@ typedef struct import_opts {
     tarn_id tenant, timeline;
     tlog *log;
     const char *logctx;
+    tarn_codec codec; /**< how the image layers compress pages */
 } import_opts;
 
 typedef struct import_result {

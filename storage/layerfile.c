@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -46,7 +47,8 @@
 #define BLOB_TAIL          4
 #define CODEC_RAW          0
 #define CODEC_ZSTD         1
-#define ZSTD_MIN           256 /* smaller values rarely shrink */
+#define CODEC_LZ4          2
+#define COMPRESS_MIN       256 /* smaller values rarely shrink */
 #define WBUF_SIZE          (1u << 20)
 #define BLOOM_BITS_PER_KEY 10
 #define BLOOM_K            7
@@ -79,6 +81,7 @@ enum {
     H_BLOOM_LEN = 176,
     H_FILE_SIZE = 184,
     H_ZSTD_LEVEL = 192,
+    H_CODEC = 196,
     H_CRC = HDR_SIZE - 4
 };
 
@@ -227,7 +230,9 @@ layerw_create(const layerw_opts *o, layerw **out, tarn_err *err)
         free(w);
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     }
-    if (o->zstd_level > 0 && (w->zc = ZSTD_createCCtx()) == NULL) {
+    if (w->o.codec == TARN_CODEC_ZSTD && w->o.zstd_level <= 0)
+        w->o.zstd_level = 1;
+    if (w->o.codec == TARN_CODEC_ZSTD && (w->zc = ZSTD_createCCtx()) == NULL) {
         layerw_abort(w);
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     }
@@ -297,8 +302,11 @@ layerw_add(layerw *w, const tkey *k, tarn_lsn lsn, const uint8_t *val,
                             "layer values must come in (key, LSN) order");
     if (len > MAX_BLOB)
         return tarn_err_set(err, TARN_ETOOBIG, "value of %zu bytes", len);
-    if (w->zc != NULL && len >= ZSTD_MIN) {
-        size_t bound = ZSTD_compressBound(len), n;
+    if (w->o.codec != TARN_CODEC_NONE && len >= COMPRESS_MIN) {
+        size_t bound = w->o.codec == TARN_CODEC_ZSTD
+                           ? ZSTD_compressBound(len)
+                           : (size_t)LZ4_compressBound((int)len),
+               n;
         if (bound > w->zcap) {
             uint8_t *z = realloc(w->zbuf, bound);
             if (z == NULL)
@@ -306,12 +314,22 @@ layerw_add(layerw *w, const tkey *k, tarn_lsn lsn, const uint8_t *val,
             w->zbuf = z;
             w->zcap = bound;
         }
-        n = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, val, len,
-                              w->o.zstd_level);
-        if (!ZSTD_isError(n) && n + n / 8 < len) {
+        if (w->o.codec == TARN_CODEC_ZSTD) {
+            n = ZSTD_compressCCtx(w->zc, w->zbuf, w->zcap, val, len,
+                                  w->o.zstd_level);
+            if (ZSTD_isError(n))
+                n = len;
+        } else {
+            /* 0 (does not fit) reads as no gain below. */
+            n = (size_t)LZ4_compress_default((const char *)val, (char *)w->zbuf,
+                                             (int)len, (int)w->zcap);
+            if (n == 0)
+                n = len;
+        }
+        if (n + n / 8 < len) {
             payload = w->zbuf;
             stored = n;
-            codec = CODEC_ZSTD;
+            codec = (uint8_t)w->o.codec;
         }
     }
     hdr[0] = codec;
@@ -488,7 +506,9 @@ layerw_finish(layerw *w, const tkey *key_start, const tkey *key_end,
     tarn_put_u64(hdr + H_BLOOM_OFF, bloom_off);
     tarn_put_u64(hdr + H_BLOOM_LEN, bloom_len);
     tarn_put_u64(hdr + H_FILE_SIZE, file_size);
-    tarn_put_u32(hdr + H_ZSTD_LEVEL, (uint32_t)w->o.zstd_level);
+    tarn_put_u32(hdr + H_ZSTD_LEVEL,
+                 w->o.codec == TARN_CODEC_ZSTD ? (uint32_t)w->o.zstd_level : 0);
+    hdr[H_CODEC] = (uint8_t)w->o.codec;
     tarn_put_u32(hdr + H_CRC, tarn_crc32c(hdr, H_CRC));
     if ((rc = pwrite_all(w->fd, hdr, HDR_SIZE, 0, w->tmp, err)) != TARN_OK)
         goto fail;
@@ -929,7 +949,7 @@ layer_read_value(layer *l, uint64_t off, uint32_t len, tbuf *out, tarn_err *err)
         goto done;
     stored = tarn_get_u32(buf + 1);
     raw = tarn_get_u32(buf + 5);
-    if (buf[0] > CODEC_ZSTD || (uint64_t)stored + BLOB_HDR + BLOB_TAIL != len
+    if (buf[0] > CODEC_LZ4 || (uint64_t)stored + BLOB_HDR + BLOB_TAIL != len
         || raw > MAX_BLOB
         || tarn_get_u32(buf + len - 4) != tarn_crc32c(buf, len - 4)) {
         rc = CORRUPT("layer %s: value at offset %llu fails its CRC32C check",
@@ -945,6 +965,15 @@ layer_read_value(layer *l, uint64_t off, uint32_t len, tbuf *out, tarn_err *err)
             goto done;
         }
         memcpy(out->p, buf + BLOB_HDR, raw);
+    } else if (buf[0] == CODEC_LZ4) {
+        int n = LZ4_decompress_safe((const char *)buf + BLOB_HDR,
+                                    (char *)out->p, (int)stored, (int)raw);
+        if (n < 0 || (uint32_t)n != raw) {
+            rc = CORRUPT("layer %s: value at offset %llu does not "
+                         "decompress",
+                         l->path, (unsigned long long)off);
+            goto done;
+        }
     } else {
         ZSTD_DCtx *dctx = thread_dctx();
         size_t n;

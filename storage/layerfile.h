@@ -66,7 +66,8 @@ typedef struct layerw_opts {
     layer_kind kind;
     tarn_id tenant, timeline;
     tarn_lsn lsn_start, lsn_end;
-    int zstd_level; /**< 0 turns compression off */
+    tarn_codec codec; /**< how values of 256 bytes or more are stored */
+    int zstd_level;   /**< for TARN_CODEC_ZSTD; 0 means 1 */
 } layerw_opts;
 
 /** Start writing a new layer under a temporary name in @p o->dir. */

@@ -63,7 +63,6 @@
 #define MAX_FROZEN         2
 #define IMAGE_PART_KEYS    16384 /* 128 MiB of pages per image layer */
 #define FLUSH_RETRY_US     (2 * 1000 * 1000)
-#define LAYER_ZSTD_LEVEL   1
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix us */
 #define GETPAGE_BUCKETS    12
 
@@ -544,6 +543,7 @@ typedef struct flush_job {
     char dir[PATH_MAX + 16];
     tarn_id tenant, id;
     pagecache *pc;
+    tarn_codec codec; /* layer_compression when the job was made */
     /* result */
     layer *l;
     layer_desc d;
@@ -563,7 +563,7 @@ flush_work(void *arg)
                      .timeline = j->id,
                      .lsn_start = memlayer_start(j->m),
                      .lsn_end = memlayer_end(j->m),
-                     .zstd_level = LAYER_ZSTD_LEVEL};
+                     .codec = j->codec};
     memlayer_iter it;
     layerw *w = NULL;
     int64_t t0 = tarn_mono_us();
@@ -726,6 +726,7 @@ start_flush(rtl *t)
     j->tenant = t->tenant;
     j->id = t->id;
     j->pc = r->pc;
+    j->codec = (tarn_codec)r->o.cfg->layer_compression;
     if (wpool_submit(r->o.pool, flush_work, flush_done, j) != TARN_OK) {
         memlayer_unref(m);
         free(j);
@@ -803,6 +804,7 @@ typedef struct image_job {
     tarn_lsn lsn;
     bool force;
     int threshold;
+    tarn_codec codec; /* layer_compression when the job was made */
     char dir[PATH_MAX + 16];
     tarn_id tenant, id;
     tlog *log;
@@ -1031,7 +1033,7 @@ write_partition(image_job *j, const keylist *keys, size_t from, size_t to,
                      .timeline = j->id,
                      .lsn_start = j->lsn,
                      .lsn_end = j->lsn + 1,
-                     .zstd_level = LAYER_ZSTD_LEVEL};
+                     .codec = j->codec};
     uint8_t page[PG_BLCKSZ];
     tbuf val = {0};
     layerw *w;
@@ -1260,6 +1262,7 @@ maybe_image(rtl *t, bool force)
     j->lsn = t->disk_consistent;
     j->force = force;
     j->threshold = (int)r->o.cfg->image_creation_threshold;
+    j->codec = (tarn_codec)r->o.cfg->layer_compression;
     snprintf(j->dir, sizeof(j->dir), "%s", t->layer_dir);
     j->tenant = t->tenant;
     j->id = t->id;
@@ -1349,6 +1352,7 @@ typedef struct boot_job {
     repo *r;
     catalog_timeline ct;
     bool initdb;
+    tarn_codec codec; /* layer_compression when the job was made */
     char pgdata[PATH_MAX];
     char tmpdir[PATH_MAX];
     char initdb_bin[PATH_MAX + 16];
@@ -1482,6 +1486,7 @@ boot_work(void *arg)
     io.timeline = j->ct.timeline_id;
     io.log = j->r->o.log;
     io.logctx = j->logctx;
+    io.codec = j->codec;
     j->rc = import_run(&io, &j->res, &j->err);
 done:
     if (j->tmpdir[0] != '\0')
@@ -1581,6 +1586,7 @@ repo_timeline_bootstrap(repo *r, const catalog_timeline *tl,
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     j->r = r;
     j->ct = *tl;
+    j->codec = (tarn_codec)r->o.cfg->layer_compression;
     j->done = done;
     j->arg = arg;
     snprintf(j->logctx, sizeof(j->logctx), "timeline %s",
@@ -1757,23 +1763,8 @@ rel_size_at(rtl *t, const repo_rel *rel, tarn_lsn at, bool *exists, uint32_t *n,
             tarn_err *err)
 {
     tkey k = tkey_rel_size(rel->spc, rel->db, rel->rel, rel->fork);
-    tbuf v = {0};
-    bool found;
-    tarn_rc rc = tl_get_value(timeline_view(t->tl), &k, at, &v, &found, err);
 
-    *exists = false;
-    *n = 0;
-    if (rc == TARN_OK && found) {
-        if (v.len != 4)
-            rc = tarn_err_set(err, TARN_ECORRUPT,
-                              "relation size value of %zu bytes", v.len);
-        else {
-            *exists = true;
-            *n = tarn_get_u32(v.p);
-        }
-    }
-    tbuf_free(&v);
-    return rc;
+    return timeline_get_size(t->tl, &k, at, exists, n, err);
 }
 
 static void
@@ -1972,8 +1963,8 @@ repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl, int kind,
                    uint8_t *page, tarn_lsn *at, tarn_err *err)
 {
     tkey sk, k;
-    tbuf v = {0};
     bool found;
+    uint32_t n;
     rtl *t;
     char l[TARN_LSN_STRLEN];
     tarn_rc rc;
@@ -1983,14 +1974,12 @@ repo_get_slru_page(repo *r, const tarn_id *tenant, const tarn_id *tl, int kind,
     if ((rc = read_target(r, tenant, tl, latest, lsn, &t, at, err)) != TARN_OK)
         return rc;
     sk = tkey_slru_size((slru_kind)kind, segno);
-    rc = tl_get_value(timeline_view(t->tl), &sk, *at, &v, &found, err);
-    if (rc == TARN_OK && (!found || v.len != 4 || blk >= tarn_get_u32(v.p)))
-        rc = tarn_err_set(err, TARN_ENOTFOUND,
-                          "SLRU segment %04X has no block %u at %s", segno, blk,
-                          tarn_lsn_format(*at, l));
-    tbuf_free(&v);
-    if (rc != TARN_OK)
+    if ((rc = timeline_get_size(t->tl, &sk, *at, &found, &n, err)) != TARN_OK)
         return rc;
+    if (!found || blk >= n)
+        return tarn_err_set(err, TARN_ENOTFOUND,
+                            "SLRU segment %04X has no block %u at %s", segno,
+                            blk, tarn_lsn_format(*at, l));
     k = tkey_slru_block((slru_kind)kind, segno, blk);
     rc = tl_get_page(timeline_view(t->tl), &k, *at, page, err);
     if (rc == TARN_ENOTFOUND) {

@@ -30,11 +30,40 @@
 
 #include "storage/pg/pgdefs.h"
 
+/*
+ * The size cache.  Every GetPage first asks for its relation's size, and
+ * at the latest LSN that answer is almost always the same as last time;
+ * looking it up again walks the layers and reads a 4-byte blob from a
+ * layer file (13% of a GetPage's CPU at scale 50).  So the timeline keeps
+ * the newest value of size keys (relation and SLRU segment sizes) it has
+ * seen, in a direct-mapped table, under one invariant:
+ *
+ *   an entry (k, from, value) means that k holds value at every LSN from
+ *   `from` up to whatever ingest has put so far.
+ *
+ * timeline_put keeps it true: a put of k at L sets (k, L, new value).  A
+ * lookup that missed may fill an entry only when no put lies above its
+ * LSN (max_put): then nothing newer exists yet, and anything newer will
+ * come through timeline_put.  Overwriting or dropping an entry never
+ * breaks the invariant, so collisions simply evict, and adding a layer
+ * from outside ingest (import, compaction) clears the table.
+ */
+#define SIZE_SLOTS 2048 /* 72 KiB, allocated on first use */
+
+typedef struct size_ent {
+    tkey k;
+    uint8_t state; /* 0 empty, 1 absent, 2 present */
+    uint32_t n;
+    tarn_lsn from;
+} size_ent;
+
 struct timeline {
     tl_view v;
     size_t frozen_cap, deltas_cap, images_cap;
     tarn_lsn last_record, prev_record;
     tarn_lsn open_start;
+    tarn_lsn max_put; /* the highest LSN timeline_put has seen */
+    size_ent *sizes;  /* SIZE_SLOTS, or NULL */
     tarn_id tenant, id;
 };
 
@@ -76,6 +105,7 @@ timeline_destroy(timeline *tl)
     free(tl->v.frozen);
     free(tl->v.deltas);
     free(tl->v.images);
+    free(tl->sizes);
     free(tl);
 }
 
@@ -202,8 +232,35 @@ by_start(layer *l)
     return layer_get_desc(l)->lsn_start;
 }
 
-tarn_rc
-timeline_add_layer(timeline *tl, layer *l, tarn_err *err)
+static bool
+is_size_key(const tkey *k)
+{
+    return (tkey_f1(k) == TKEY_REL || tkey_f1(k) == TKEY_SLRU)
+           && tkey_f6(k) == TKEY_SIZE_BLK;
+}
+
+static size_ent *
+size_slot(timeline *tl, const tkey *k)
+{
+    if (tl->sizes == NULL
+        && (tl->sizes = calloc(SIZE_SLOTS, sizeof(*tl->sizes))) == NULL)
+        return NULL; /* no cache; every lookup reads the layers */
+    return &tl->sizes[tkey_hash(k) & (SIZE_SLOTS - 1)];
+}
+
+/* A size value as the cache holds it: 4 bytes, or empty (dropped). */
+static void
+size_set(size_ent *e, const tkey *k, tarn_lsn from, const uint8_t *val,
+         size_t len)
+{
+    e->k = *k;
+    e->from = from;
+    e->state = len == 4 ? 2 : 1; /* anything else is a dropped size */
+    e->n = len == 4 ? tarn_get_u32(val) : 0;
+}
+
+static tarn_rc
+add_layer(timeline *tl, layer *l, tarn_err *err)
 {
     const layer_desc *d = layer_get_desc(l);
 
@@ -226,13 +283,76 @@ timeline_add_layer(timeline *tl, layer *l, tarn_err *err)
 }
 
 tarn_rc
+timeline_add_layer(timeline *tl, layer *l, tarn_err *err)
+{
+    /* A layer from outside ingest may hold values the cache has not seen. */
+    if (tl->sizes != NULL)
+        memset(tl->sizes, 0, SIZE_SLOTS * sizeof(*tl->sizes));
+    /* lsn_end is exclusive: the layer's newest value is below it. */
+    if (layer_get_desc(l)->lsn_end - 1 > tl->max_put)
+        tl->max_put = layer_get_desc(l)->lsn_end - 1;
+    return add_layer(tl, l, err);
+}
+
+tarn_rc
+timeline_get_size(timeline *tl, const tkey *k, tarn_lsn lsn, bool *exists,
+                  uint32_t *n, tarn_err *err)
+{
+    size_ent *e = is_size_key(k) ? size_slot(tl, k) : NULL;
+    tbuf v = {0};
+    bool found;
+    char kd[128];
+    tarn_rc rc;
+
+    if (e != NULL && e->state != 0 && tkey_eq(&e->k, k) && lsn >= e->from) {
+        *exists = e->state == 2;
+        *n = e->n;
+        return TARN_OK;
+    }
+    *exists = false;
+    *n = 0;
+    if ((rc = tl_get_value(&tl->v, k, lsn, &v, &found, err)) != TARN_OK)
+        goto done;
+    if (found && v.len != 4) {
+        rc = tarn_err_set(err, TARN_ECORRUPT, "%s holds %zu bytes, not 4",
+                          tkey_describe(k, kd, sizeof(kd)), v.len);
+        goto done;
+    }
+    if (found) {
+        *exists = true;
+        *n = tarn_get_u32(v.p);
+    }
+    if (e != NULL && lsn >= tl->max_put)
+        size_set(e, k, lsn, v.p, found ? v.len : 0);
+done:
+    tbuf_free(&v);
+    return rc;
+}
+
+tarn_rc
 timeline_put(timeline *tl, const tkey *k, tarn_lsn lsn, const uint8_t *val,
              size_t len, tarn_err *err)
 {
+    size_ent *e;
+    tarn_rc rc;
+
     if (tl->v.open == NULL
         && memlayer_create(tl->open_start, &tl->v.open, err) != TARN_OK)
         return TARN_ENOMEM;
-    return memlayer_put(tl->v.open, k, lsn, val, len, err);
+    if ((rc = memlayer_put(tl->v.open, k, lsn, val, len, err)) != TARN_OK)
+        return rc;
+    if (lsn > tl->max_put)
+        tl->max_put = lsn;
+    /* A size value is an image kind byte and 4 bytes, or the byte alone
+     * for a dropped relation; anything else is not cached. */
+    if (is_size_key(k) && (e = size_slot(tl, k)) != NULL) {
+        if (len >= 1 && tval_kind_of(val, len) == TVAL_IMAGE
+            && (len == 1 || len == 5))
+            size_set(e, k, lsn, val + 1, len - 1);
+        else if (tkey_eq(&e->k, k))
+            e->state = 0;
+    }
+    return TARN_OK;
 }
 
 tarn_rc
@@ -328,7 +448,8 @@ tarn_rc
 timeline_frozen_done(timeline *tl, memlayer *m, layer *l, tarn_err *err)
 {
     TARN_ASSERT(tl->v.nfrozen > 0 && tl->v.frozen[0] == m);
-    if (l != NULL && timeline_add_layer(tl, l, err) != TARN_OK)
+    /* The same values as the memlayer: the size cache stays true. */
+    if (l != NULL && add_layer(tl, l, err) != TARN_OK)
         return TARN_ENOMEM;
     memmove(tl->v.frozen, tl->v.frozen + 1,
             (tl->v.nfrozen - 1) * sizeof(*tl->v.frozen));

@@ -91,6 +91,16 @@ tarn_rc timeline_add_layer(timeline *tl, layer *l, tarn_err *err);
 tarn_rc timeline_put(timeline *tl, const tkey *k, tarn_lsn lsn,
                      const uint8_t *val, size_t len, tarn_err *err);
 
+/**
+ * The size a size key (a relation fork's or an SLRU segment's) holds at
+ * @p lsn: *@p exists, and *@p n blocks.  Answered from the timeline's
+ * size cache when it can be (reactor only; see timeline.c for why the
+ * cache stays true), else from the layers, which may fill the cache.
+ * @return TARN_ECORRUPT for a stored value that is not 4 bytes.
+ */
+tarn_rc timeline_get_size(timeline *tl, const tkey *k, tarn_lsn lsn,
+                          bool *exists, uint32_t *n, tarn_err *err);
+
 /** Record a commit timestamp in the open layer. */
 tarn_rc timeline_put_commit_ts(timeline *tl, int64_t ts, tarn_lsn lsn,
                                tarn_err *err);

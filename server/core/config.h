@@ -39,6 +39,7 @@ typedef struct tarn_config {
     int64_t image_creation_threshold;
     int64_t page_cache_size;
     int64_t redo_inline_max;
+    int64_t layer_compression;        /**< a tarn_codec */
     int64_t trust_consistency_images; /**< bool */
     int64_t wait_lsn_timeout_ms;
     char *pg_bin_dir;
@@ -53,7 +54,8 @@ typedef enum cfg_type {
     CFG_SIZE,     /**< bytes, "64MB"; within [min, max] */
     CFG_DURATION, /**< milliseconds, "10s"; within [min, max] */
     CFG_BOOL,     /**< on/off, true/false, yes/no, 1/0 */
-    CFG_LOGLEVEL  /**< error, warn, info, debug */
+    CFG_LOGLEVEL, /**< error, warn, info, debug */
+    CFG_CODEC     /**< a tarn_codec: none, zstd, lz4 */
 } cfg_type;
 
 /** One row of the table. */

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -209,6 +210,25 @@ tarn_size_parse(const char *s, int64_t *out, tarn_err *err)
         {NULL, 0},
     };
     return parse_with_units(s, units, out, "size", "64MB", err);
+}
+
+static const char *const codec_names[] = {"none", "zstd", "lz4"};
+
+tarn_rc
+tarn_codec_parse(const char *s, tarn_codec *out)
+{
+    for (int c = 0; c < 3; c++)
+        if (strcasecmp(s, codec_names[c]) == 0) {
+            *out = (tarn_codec)c;
+            return TARN_OK;
+        }
+    return TARN_EINVAL;
+}
+
+const char *
+tarn_codec_name(int c)
+{
+    return c >= 0 && c < 3 ? codec_names[c] : "?";
 }
 
 tarn_rc

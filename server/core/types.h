@@ -69,6 +69,22 @@ bool tarn_looks_like_id(const char *s);
 tarn_rc tarn_size_parse(const char *s, int64_t *out, tarn_err *err);
 
 /**
+ * How layer files compress values.  The numbers are the codec byte of a
+ * stored blob (docs/storage-format.md), so they never change.
+ */
+typedef enum tarn_codec {
+    TARN_CODEC_NONE = 0,
+    TARN_CODEC_ZSTD = 1,
+    TARN_CODEC_LZ4 = 2
+} tarn_codec;
+
+/** Parse "none", "zstd" or "lz4" (case-insensitive). */
+tarn_rc tarn_codec_parse(const char *s, tarn_codec *out);
+
+/** "none", "zstd" or "lz4" ("?" for anything else). */
+const char *tarn_codec_name(int c);
+
+/**
  * Parse a duration into milliseconds: a number with unit ms, s, min, h or
  * d ("10s", "250ms").  A bare number means seconds.
  */

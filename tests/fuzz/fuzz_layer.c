@@ -176,7 +176,7 @@ write_seeds(const char *out)
                          .lsn_start = 0x1000000,
                          .lsn_end = seeds[s].kind == LAYER_IMAGE ? 0x1000001
                                                                  : 0x2000000,
-                         .zstd_level = 1};
+                         .codec = (tarn_codec)((s + 1) % 3)};
         layer_desc d;
         char name[LAYER_NAME_MAX];
         layerw *w;

@@ -15,6 +15,7 @@
 
 #include "server/core/config.h"
 #include "server/core/log.h"
+#include "server/core/types.h"
 
 static void
 test_defaults(void **state)
@@ -32,6 +33,7 @@ test_defaults(void **state)
     assert_true(c.http_idle_timeout_ms == 60000);
     assert_int_equal(c.log_level, TLOG_INFO);
     assert_int_equal(c.worker_threads, 4);
+    assert_int_equal(c.layer_compression, TARN_CODEC_LZ4);
     cfg_free(&c);
 }
 
@@ -73,7 +75,8 @@ test_file_good(void **state)
                        "http_auth_token = \"s3cret token\"\n"
                        "catalog_map_size = 1GB\n"
                        "http_idle_timeout = 90s\n"
-                       "log_level = DEBUG\n";
+                       "log_level = DEBUG\n"
+                       "layer_compression = ZSTD\n";
 
     (void)state;
     assert_int_equal(cfg_defaults(&c, &e), TARN_OK);
@@ -85,6 +88,7 @@ test_file_good(void **state)
     assert_true(c.catalog_map_size == 1LL << 30);
     assert_true(c.http_idle_timeout_ms == 90000);
     assert_int_equal(c.log_level, TLOG_DEBUG);
+    assert_int_equal(c.layer_compression, TARN_CODEC_ZSTD);
     cfg_free(&c);
 }
 
@@ -118,6 +122,9 @@ test_file_bad(void **state)
     expect_bad("http_idle_timeout = soon\n", "invalid duration");
     expect_bad("http_listen = nohost\n", "key 'http_listen': invalid address");
     expect_bad("log_level = loud\n", "invalid log level 'loud'");
+    expect_bad("layer_compression = gzip\n",
+               "key 'layer_compression': invalid compression 'gzip' "
+               "(expected lz4, zstd or none)");
     expect_bad("a\n", "bad.conf:1: syntax error");
     expect_bad("log_level = info\nlog_level = warn\n",
                "bad.conf:2: key 'log_level' is set twice");
@@ -226,6 +233,9 @@ test_differs_and_copy(void **state)
         "1min");
     assert_string_equal(
         cfg_format(&a, cfg_key_find("log_level"), buf, sizeof(buf)), "info");
+    assert_string_equal(
+        cfg_format(&a, cfg_key_find("layer_compression"), buf, sizeof(buf)),
+        "lz4");
     assert_null(cfg_key_find("no_such_key"));
     assert_int_equal(cfg_set(&a, "no_such_key", "1", &e), TARN_ENOTFOUND);
     cfg_free(&a);

@@ -161,15 +161,15 @@ test_pagecache(void **state)
 }
 
 /* Write a delta layer with many versions of a few keys, spanning many
- * index blocks, and read each key back at several LSNs. */
+ * index blocks, and read each key back at several LSNs; with @p codec. */
 static void
-test_layer_roundtrip(void **state)
+layer_roundtrip(tarn_codec codec)
 {
     layerw_opts o = {.dir = dir,
                      .kind = LAYER_DELTA,
                      .lsn_start = 1000,
                      .lsn_end = 100000,
-                     .zstd_level = 1};
+                     .codec = codec};
     layerw *w;
     layer *l;
     pagecache *pc;
@@ -180,8 +180,8 @@ test_layer_roundtrip(void **state)
     uint8_t rec[TVAL_PGREC_HDR + 40];
     vcollect c;
     bool present;
+    char path[1024];
 
-    (void)state;
     memset(rec, 0, sizeof(rec));
     rec[0] = TVAL_PGREC;
     assert_int_equal(pagecache_create(1 << 20, &pc, &err), TARN_OK);
@@ -214,6 +214,7 @@ test_layer_roundtrip(void **state)
         fail_msg("%s", err.msg);
     assert_int_equal(d.nvalues, 4000);
     assert_int_equal(layer_open(dir, name, &d, pc, &l, &err), TARN_OK);
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
 
     for (uint32_t key = 0; key < 4; key++) {
         tkey k = tkey_rel_block(1663, 5, 100, 0, key);
@@ -232,6 +233,18 @@ test_layer_roundtrip(void **state)
         assert_int_equal(out.len, 8193);
         assert_int_equal(out.p[0], TVAL_IMAGE);
         assert_int_equal(out.p[4000], 2);
+        {
+            /* The page was stored with the codec asked for (the blob's
+             * first byte), and the small record raw. */
+            int fd = open(path, O_RDONLY);
+            uint8_t cb = 0xff, rb = 0xff;
+            assert_true(fd >= 0);
+            assert_int_equal(pread(fd, &cb, 1, (off_t)c.v[50].off), 1);
+            assert_int_equal(pread(fd, &rb, 1, (off_t)c.v[0].off), 1);
+            close(fd);
+            assert_int_equal(cb, (uint8_t)codec);
+            assert_int_equal(rb, TARN_CODEC_NONE);
+        }
         assert_int_equal(
             layer_read_value(l, c.v[0].off, c.v[0].len, &out, &err), TARN_OK);
         assert_int_equal(out.len, sizeof(rec));
@@ -253,11 +266,9 @@ test_layer_roundtrip(void **state)
 
     /* Flip one byte of a value: detected on read, never served. */
     {
-        char path[1024];
         int fd;
         uint8_t b;
         tkey k = tkey_rel_block(1663, 5, 100, 0, 2);
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
         assert_int_equal(layer_open(dir, name, &d, pc, &l, &err), TARN_OK);
         vcollect_init(&c);
         assert_int_equal(layer_collect(l, &k, 0, 3500, &c, &present, &err),
@@ -288,6 +299,28 @@ test_layer_roundtrip(void **state)
     tbuf_free(&img);
     tbuf_free(&out);
     pagecache_destroy(pc);
+    assert_int_equal(unlink(path), 0);
+}
+
+static void
+test_layer_roundtrip_lz4(void **state)
+{
+    (void)state;
+    layer_roundtrip(TARN_CODEC_LZ4);
+}
+
+static void
+test_layer_roundtrip_zstd(void **state)
+{
+    (void)state;
+    layer_roundtrip(TARN_CODEC_ZSTD);
+}
+
+static void
+test_layer_roundtrip_raw(void **state)
+{
+    (void)state;
+    layer_roundtrip(TARN_CODEC_NONE);
 }
 
 /* A metadata image value of a u32. */
@@ -322,7 +355,7 @@ static void
 flush_frozen(timeline *tl, pagecache *pc)
 {
     memlayer *m = timeline_oldest_frozen(tl);
-    layerw_opts o = {.dir = dir, .kind = LAYER_DELTA, .zstd_level = 1};
+    layerw_opts o = {.dir = dir, .kind = LAYER_DELTA, .codec = TARN_CODEC_LZ4};
     memlayer_iter it;
     layerw *w;
     layer *l;
@@ -346,6 +379,94 @@ flush_frozen(timeline *tl, pagecache *pc)
     assert_int_equal(layer_open(dir, name, &d, pc, &l, &err), TARN_OK);
     assert_int_equal(timeline_frozen_done(tl, m, l, &err), TARN_OK);
     layer_unref(l);
+}
+
+/*
+ * The size cache against a model: random size puts (and drops) on 3,000
+ * keys, more than the cache's 2,048 slots so entries collide, reads at
+ * random LSNs in between, and freezes and flushes.  Every answer of
+ * timeline_get_size must equal the model's value at that LSN.
+ */
+#define SC_KEYS 3000
+#define SC_OPS  60000
+
+typedef struct sc_hist {
+    tarn_lsn lsn[64];
+    int64_t val[64]; /* -1: dropped */
+    int n;
+} sc_hist;
+
+static void
+test_size_cache(void **state)
+{
+    pagecache *pc;
+    redo_stats rs = {0};
+    timeline *tl;
+    timeline_opts o = {0};
+    sc_hist *h = calloc(SC_KEYS, sizeof(*h));
+    tbuf b = {0};
+    tarn_err err;
+    tarn_lsn last = 99;
+    uint32_t seed = 12345, reads = 0;
+
+    (void)state;
+    assert_non_null(h);
+    assert_int_equal(pagecache_create(1 << 20, &pc, &err), TARN_OK);
+    o.pc = pc;
+    o.rs = &rs;
+    o.last_record_lsn = last;
+    assert_int_equal(timeline_create(&o, &tl, &err), TARN_OK);
+    for (int op = 0; op < SC_OPS; op++) {
+        uint32_t r, key;
+        tkey k;
+        seed = seed * 1103515245u + 12345u;
+        r = seed >> 8;
+        key = r % SC_KEYS;
+        k = key % 2 ? tkey_rel_size(1663, 5, 16384 + key, 0)
+                    : tkey_slru_size(SLRU_CLOG, key);
+        if (r % 7 == 0 && h[key].n < 64) {
+            /* A put at a new LSN: a size, or a drop now and then. */
+            int64_t v = (r / 7) % 11 == 0 ? -1 : (int64_t)(r % 100000);
+            last += 10;
+            if (v < 0)
+                assert_int_equal(tval_image(&b, NULL, 0, &err), TARN_OK);
+            else
+                u32_value(&b, (uint32_t)v);
+            assert_int_equal(timeline_put(tl, &k, last, b.p, b.len, &err),
+                             TARN_OK);
+            timeline_advance(tl, last, last - 5);
+            h[key].lsn[h[key].n] = last;
+            h[key].val[h[key].n++] = v;
+        } else if (r % 997 == 0) {
+            memlayer *m = timeline_freeze(tl);
+            if (m != NULL) {
+                memlayer_unref(m);
+                flush_frozen(tl, pc);
+            }
+        } else {
+            /* Mostly at the latest LSN, as GetPage reads; else anywhere. */
+            tarn_lsn at = (r % 3) ? last : 99 + (r % (last - 98));
+            int64_t want = -1;
+            bool exists;
+            uint32_t n;
+            for (int i = 0; i < h[key].n && h[key].lsn[i] <= at; i++)
+                want = h[key].val[i];
+            assert_int_equal(timeline_get_size(tl, &k, at, &exists, &n, &err),
+                             TARN_OK);
+            if (want < 0) {
+                assert_false(exists);
+            } else {
+                assert_true(exists);
+                assert_int_equal(n, (uint32_t)want);
+            }
+            reads++;
+        }
+    }
+    assert_true(reads > SC_OPS / 2);
+    timeline_destroy(tl);
+    pagecache_destroy(pc);
+    tbuf_free(&b);
+    free(h);
 }
 
 static void
@@ -450,7 +571,8 @@ test_image_layer(void **state)
     timeline_opts o = {0};
     tkey a = tkey_reldir(1663, 5, 1, 0), bk = tkey_reldir(1663, 5, 2, 0);
     tkey lo = tkey_make(TKEY_RELDIR, 0, 0, 0, 0, 0), hi = tkey_max();
-    layerw_opts wo = {.dir = dir, .kind = LAYER_IMAGE, .zstd_level = 1};
+    layerw_opts wo = {
+        .dir = dir, .kind = LAYER_IMAGE, .codec = TARN_CODEC_ZSTD};
     layerw *w;
     layer *l;
     layer_desc d;
@@ -531,8 +653,11 @@ main(void)
         cmocka_unit_test(test_memlayer),
         cmocka_unit_test(test_pagecache),
         cmocka_unit_test(test_layer_name),
-        cmocka_unit_test(test_layer_roundtrip),
+        cmocka_unit_test(test_layer_roundtrip_lz4),
+        cmocka_unit_test(test_layer_roundtrip_zstd),
+        cmocka_unit_test(test_layer_roundtrip_raw),
         cmocka_unit_test(test_timeline_reads),
+        cmocka_unit_test(test_size_cache),
         cmocka_unit_test(test_image_layer),
     };
 

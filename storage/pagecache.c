@@ -136,7 +136,8 @@ index_remove(pagecache *pc, size_t i)
 }
 
 bool
-pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out)
+pagecache_peek(pagecache *pc, const pc_key *k,
+               void (*fn)(const uint8_t *block, void *arg), void *arg)
 {
     bool found;
     size_t i;
@@ -147,14 +148,25 @@ pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out)
         slot *s = &pc->slots[pc->index[i]];
         if (s->usage < MAX_USAGE)
             s->usage++;
-        memcpy(out, pc->blocks + (size_t)pc->index[i] * PAGECACHE_BLOCK,
-               PAGECACHE_BLOCK);
+        fn(pc->blocks + (size_t)pc->index[i] * PAGECACHE_BLOCK, arg);
         pc->st.hits[k->kind % 3]++;
     } else {
         pc->st.misses[k->kind % 3]++;
     }
     pthread_mutex_unlock(&pc->mu);
     return found;
+}
+
+static void
+copy_out(const uint8_t *block, void *arg)
+{
+    memcpy(arg, block, PAGECACHE_BLOCK);
+}
+
+bool
+pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out)
+{
+    return pagecache_peek(pc, k, copy_out, out);
 }
 
 /* Find a slot to reuse: a free one, or the clock's victim. */

@@ -50,6 +50,15 @@ void pagecache_destroy(pagecache *pc);
 /** Copy the block out if cached.  Counts a hit or a miss. */
 bool pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out);
 
+/**
+ * Run @p fn on the cached block of @p k without copying it out, if it is
+ * cached.  @p fn runs under the cache's lock: it must be short and must
+ * not call the cache.  Counts a hit or a miss.
+ * @return whether the block was cached (and @p fn ran).
+ */
+bool pagecache_peek(pagecache *pc, const pc_key *k,
+                    void (*fn)(const uint8_t *block, void *arg), void *arg);
+
 /** Insert (or refresh) a block. */
 void pagecache_put(pagecache *pc, const pc_key *k, const uint8_t *block);
 

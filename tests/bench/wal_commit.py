@@ -61,7 +61,7 @@ def main():
                 peer = None
                 tl = None
                 if setup == "A":
-                    tl = t.create_timeline(tenant)["timeline_id"]
+                    tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
                     set_sync(c, "tarn")
                     assert t.attach(tenant, tl, c.conninfo()).status == 200
                     c.wait_streaming()

@@ -79,7 +79,7 @@ def main():
                 if who == "tarnd":
                     t = start_tarnd()
                     tenant = t.create_tenant()["id"]
-                    tl = t.create_timeline(tenant)["timeline_id"]
+                    tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
                     t0 = time.time()
                     rr = t.attach(tenant, tl, c.conninfo(),
                                   start_lsn=lsn_str(start))

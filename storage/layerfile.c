@@ -230,11 +230,13 @@ layerw_create(const layerw_opts *o, layerw **out, tarn_err *err)
         free(w);
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     }
-    if (w->o.codec == TARN_CODEC_ZSTD && w->o.zstd_level <= 0)
-        w->o.zstd_level = 1;
-    if (w->o.codec == TARN_CODEC_ZSTD && (w->zc = ZSTD_createCCtx()) == NULL) {
-        layerw_abort(w);
-        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    if (w->o.codec == TARN_CODEC_ZSTD) {
+        if (w->o.zstd_level <= 0)
+            w->o.zstd_level = 1;
+        if ((w->zc = ZSTD_createCCtx()) == NULL) {
+            layerw_abort(w);
+            return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+        }
     }
     snprintf(w->tmp, sizeof(w->tmp), "%s/layer-XXXXXX___temp", w->dir);
     w->fd = mkstemps(w->tmp, 7);

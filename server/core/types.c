@@ -213,11 +213,12 @@ tarn_size_parse(const char *s, int64_t *out, tarn_err *err)
 }
 
 static const char *const codec_names[] = {"none", "zstd", "lz4"};
+#define NCODECS ((int)(sizeof(codec_names) / sizeof(codec_names[0])))
 
 tarn_rc
 tarn_codec_parse(const char *s, tarn_codec *out)
 {
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < NCODECS; c++)
         if (strcasecmp(s, codec_names[c]) == 0) {
             *out = (tarn_codec)c;
             return TARN_OK;
@@ -228,7 +229,7 @@ tarn_codec_parse(const char *s, tarn_codec *out)
 const char *
 tarn_codec_name(int c)
 {
-    return c >= 0 && c < 3 ? codec_names[c] : "?";
+    return c >= 0 && c < NCODECS ? codec_names[c] : "?";
 }
 
 tarn_rc

@@ -64,6 +64,49 @@ static const double fsync_bounds[FSYNC_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,  0.05,    0.1,    0.25,  0.5,    1.0};
 
+/* A latency histogram over fsync_bounds, Prometheus style (cumulative). */
+typedef struct lat_hist {
+    uint64_t n;
+    double sum;
+    uint64_t le[FSYNC_BUCKETS];
+} lat_hist;
+
+static void
+hist_add(lat_hist *h, double secs)
+{
+    h->n++;
+    h->sum += secs;
+    for (int i = 0; i < FSYNC_BUCKETS; i++)
+        if (secs <= fsync_bounds[i])
+            h->le[i]++;
+}
+
+static void
+hist_merge(lat_hist *into, lat_hist *from)
+{
+    into->n += from->n;
+    into->sum += from->sum;
+    for (int i = 0; i < FSYNC_BUCKETS; i++)
+        into->le[i] += from->le[i];
+    memset(from, 0, sizeof(*from));
+}
+
+static void
+hist_print(struct evbuffer *out, const char *name, const char *help,
+           const lat_hist *h)
+{
+    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
+                        name);
+    for (int i = 0; i < FSYNC_BUCKETS; i++)
+        evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                            fsync_bounds[i], (unsigned long long)h->le[i]);
+    evbuffer_add_printf(out,
+                        "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
+                        "%s_count %llu\n",
+                        name, (unsigned long long)h->n, name, h->sum, name,
+                        (unsigned long long)h->n);
+}
+
 typedef enum tl_mode {
     TLM_DETACHED,  /* no compute */
     TLM_ATTACHING, /* an attach request waits for the handshake */
@@ -88,15 +131,15 @@ typedef struct flusher {
     tarn_lsn boundary, boundary_start; /* record boundary <= written */
     uint64_t epoch;                    /* bumped by every rewind */
     uint64_t seg_gen;                  /* walstore_segment_gen() */
-    bool stop;                         /* end the job now */
+    int64_t oldest_us; /* when the oldest unsynced byte was written, or 0 */
+    bool stop;         /* end the job now */
     /* published by the job */
     tarn_lsn durable, durable_start; /* for durable_epoch */
     uint64_t durable_epoch;
     tarn_lsn synced; /* write position covered by its fdatasyncs */
-    /* the job's fdatasync timings, for the histogram */
-    uint64_t nsyncs;
-    double sync_secs;
-    uint64_t buckets[FSYNC_BUCKETS];
+    /* the job's timings, taken in by apply_durable() */
+    lat_hist syncs;  /* one fdatasync */
+    lat_hist delays; /* from a group's first write to its acknowledgement */
 } flusher;
 
 struct tlw {
@@ -159,14 +202,13 @@ struct walsvc {
     TAILQ_HEAD(, tlw) tls;
     bool stopping;
     struct event *tick; /* once a second: take in positions, save them */
-    uint64_t fsync_buckets[FSYNC_BUCKETS];
-    uint64_t fsync_count;
-    double fsync_sum;
+    lat_hist fsyncs, ack_delays;
 };
 
 typedef struct sync_job {
     tlw *t;
     uint64_t epoch, seq;
+    int64_t oldest_us;
     tarn_lsn boundary, boundary_start;
     walstore_sync_job job;
 } sync_job;
@@ -367,10 +409,11 @@ break_timeline(tlw *t, const char *why)
  */
 static void
 flusher_report(tlw *t, tarn_lsn boundary, tarn_lsn start, uint64_t epoch,
-               tarn_lsn written, double secs)
+               tarn_lsn written, int64_t began_us, int64_t oldest_us)
 {
     flusher *f = &t->fl;
     tarn_lsn ack_flush = 0;
+    int64_t now = tarn_mono_us();
     bool current;
 
     pthread_mutex_lock(&f->mu);
@@ -385,11 +428,9 @@ flusher_report(tlw *t, tarn_lsn boundary, tarn_lsn start, uint64_t epoch,
             f->synced = written;
         ack_flush = f->durable;
     }
-    f->nsyncs++;
-    f->sync_secs += secs;
-    for (int i = 0; i < FSYNC_BUCKETS; i++)
-        if (secs <= fsync_bounds[i])
-            f->buckets[i]++;
+    hist_add(&f->syncs, (double)(now - began_us) / 1e6);
+    if (current && ack_flush != 0 && oldest_us != 0)
+        hist_add(&f->delays, (double)(now - oldest_us) / 1e6);
     pthread_mutex_unlock(&f->mu);
     if (current && ack_flush != 0)
         walrecv_ack_send(&t->ack, epoch, written, ack_flush, ack_flush, false,
@@ -416,11 +457,12 @@ sync_work(void *arg)
     walstore_sync_run(&j->job);
     if (j->job.errnum != 0)
         return;
-    flusher_report(t, j->boundary, j->boundary_start, j->epoch, j->job.upto,
-                   (double)(tarn_mono_us() - t0) / 1e6);
+    flusher_report(t, j->boundary, j->boundary_start, j->epoch, j->job.upto, t0,
+                   j->oldest_us);
     for (;;) {
         tarn_lsn written, boundary, start;
         uint64_t epoch;
+        int64_t oldest;
         struct timespec until;
 
         clock_gettime(CLOCK_REALTIME, &until);
@@ -472,12 +514,13 @@ sync_work(void *arg)
         boundary = f->boundary;
         start = f->boundary_start;
         epoch = f->epoch;
+        oldest = f->oldest_us;
+        f->oldest_us = 0;
         pthread_mutex_unlock(&f->mu);
         t0 = tarn_mono_us();
         if (walstore_sync_again(&j->job) != 0)
             return;
-        flusher_report(t, boundary, start, epoch, written,
-                       (double)(tarn_mono_us() - t0) / 1e6);
+        flusher_report(t, boundary, start, epoch, written, t0, oldest);
     }
 }
 
@@ -509,14 +552,9 @@ apply_durable(tlw *t)
     durable = f->durable;
     start = f->durable_start;
     epoch = f->durable_epoch;
-    s->fsync_count += f->nsyncs;
-    s->fsync_sum += f->sync_secs;
-    for (int i = 0; i < FSYNC_BUCKETS; i++)
-        s->fsync_buckets[i] += f->buckets[i];
-    t->fsyncs += f->nsyncs;
-    f->nsyncs = 0;
-    f->sync_secs = 0;
-    memset(f->buckets, 0, sizeof(f->buckets));
+    t->fsyncs += f->syncs.n;
+    hist_merge(&s->fsyncs, &f->syncs);
+    hist_merge(&s->ack_delays, &f->delays);
     pthread_mutex_unlock(&f->mu);
     if (epoch == t->epoch && durable > t->flush) {
         t->flush = durable;
@@ -533,13 +571,18 @@ publish(tlw *t)
 
     pthread_mutex_lock(&f->mu);
     f->seq++;
+    if (f->oldest_us == 0 && walstore_write_pos(t->store) > f->written)
+        f->oldest_us = tarn_mono_us();
     f->written = walstore_write_pos(t->store);
     f->boundary = walscan_boundary(t->scan);
     f->boundary_start = walscan_last_start(t->scan);
     f->epoch = t->epoch;
     f->seg_gen = walstore_segment_gen(t->store);
-    pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
+    /* Signalled after the unlock: a flusher woken while the mutex is still
+     * held would only block on it again, one more sleep and wakeup per
+     * burst on a busy machine. */
+    pthread_cond_signal(&f->cv);
 }
 
 static void
@@ -603,6 +646,8 @@ maybe_sync(tlw *t)
     j->boundary_start = walscan_last_start(t->scan);
     pthread_mutex_lock(&t->fl.mu);
     j->seq = t->fl.seq;
+    j->oldest_us = t->fl.oldest_us;
+    t->fl.oldest_us = 0;
     pthread_mutex_unlock(&t->fl.mu);
     if (wpool_submit(t->svc->o.pool, sync_work, sync_done, j) != TARN_OK) {
         /* Shutting down: nothing unsynced was acknowledged, so skip it. */
@@ -1566,7 +1611,6 @@ void
 walsvc_metrics(walsvc *s, struct evbuffer *out)
 {
     char id[TARN_ID_STRLEN];
-    uint64_t cum = 0;
     tlw *t;
 
     TAILQ_FOREACH (t, &s->tls, link)
@@ -1618,22 +1662,10 @@ walsvc_metrics(walsvc *s, struct evbuffer *out)
                             tarn_id_format(&t->timeline, id),
                             (unsigned long long)rs.reconnects);
     }
-    evbuffer_add_printf(out,
-                        "# HELP tarn_wal_fsync_duration_seconds Time spent in "
-                        "one WAL group fsync.\n"
-                        "# TYPE tarn_wal_fsync_duration_seconds histogram\n");
-    for (int i = 0; i < FSYNC_BUCKETS; i++) {
-        cum = s->fsync_buckets[i];
-        evbuffer_add_printf(out,
-                            "tarn_wal_fsync_duration_seconds_bucket{le=\"%g\"}"
-                            " %llu\n",
-                            fsync_bounds[i], (unsigned long long)cum);
-    }
-    evbuffer_add_printf(out,
-                        "tarn_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} "
-                        "%llu\n"
-                        "tarn_wal_fsync_duration_seconds_sum %.6f\n"
-                        "tarn_wal_fsync_duration_seconds_count %llu\n",
-                        (unsigned long long)s->fsync_count, s->fsync_sum,
-                        (unsigned long long)s->fsync_count);
+    hist_print(out, "tarn_wal_fsync_duration_seconds",
+               "Time spent in one WAL group fsync.", &s->fsyncs);
+    hist_print(out, "tarn_wal_ack_delay_seconds",
+               "From writing a group's first WAL byte to acknowledging the "
+               "group as flushed.",
+               &s->ack_delays);
 }

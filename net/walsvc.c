@@ -568,16 +568,28 @@ static void
 publish(tlw *t)
 {
     flusher *f = &t->fl;
+    tarn_lsn written = walstore_write_pos(t->store);
+    uint64_t gen = walstore_segment_gen(t->store);
 
     pthread_mutex_lock(&f->mu);
+    /*
+     * A wakeup that brought no whole message (a large XLogData arrives in
+     * several TCP segments) has nothing to publish.  Waking the flusher
+     * for it would cost a full fdatasync, a device cache flush even with
+     * no dirty page, and delay the next real group by as much.
+     */
+    if (written == f->written && f->epoch == t->epoch && f->seg_gen == gen) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
     f->seq++;
-    if (f->oldest_us == 0 && walstore_write_pos(t->store) > f->written)
+    if (f->oldest_us == 0 && written > f->written)
         f->oldest_us = tarn_mono_us();
-    f->written = walstore_write_pos(t->store);
+    f->written = written;
     f->boundary = walscan_boundary(t->scan);
     f->boundary_start = walscan_last_start(t->scan);
     f->epoch = t->epoch;
-    f->seg_gen = walstore_segment_gen(t->store);
+    f->seg_gen = gen;
     pthread_mutex_unlock(&f->mu);
     /* Signalled after the unlock: a flusher woken while the mutex is still
      * held would only block on it again, one more sleep and wakeup per

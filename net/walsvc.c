@@ -50,62 +50,21 @@
 #include <unistd.h>
 
 #include "server/core/fsutil.h"
+#include "server/core/hist.h"
 #include "storage/pg/pgwal.h"
 #include "storage/pg/walscan.h"
 #include "storage/wal.h"
 
 #define CATALOG_SAVE_US (1000 * 1000)
 #define ATTACH_GRACE_MS 15000
-#define FSYNC_BUCKETS   13
+#define LAT_BUCKETS     13
 /* A flusher with nothing new to sync for this long returns its thread. */
 #define FLUSHER_IDLE_US 5000
 
-static const double fsync_bounds[FSYNC_BUCKETS] = {
+/* Bounds of the fsync and acknowledgement latency histograms, seconds. */
+static const double lat_bounds[LAT_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
     0.025,  0.05,    0.1,    0.25,  0.5,    1.0};
-
-/* A latency histogram over fsync_bounds, Prometheus style (cumulative). */
-typedef struct lat_hist {
-    uint64_t n;
-    double sum;
-    uint64_t le[FSYNC_BUCKETS];
-} lat_hist;
-
-static void
-hist_add(lat_hist *h, double secs)
-{
-    h->n++;
-    h->sum += secs;
-    for (int i = 0; i < FSYNC_BUCKETS; i++)
-        if (secs <= fsync_bounds[i])
-            h->le[i]++;
-}
-
-static void
-hist_merge(lat_hist *into, lat_hist *from)
-{
-    into->n += from->n;
-    into->sum += from->sum;
-    for (int i = 0; i < FSYNC_BUCKETS; i++)
-        into->le[i] += from->le[i];
-    memset(from, 0, sizeof(*from));
-}
-
-static void
-hist_print(struct evbuffer *out, const char *name, const char *help,
-           const lat_hist *h)
-{
-    evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help,
-                        name);
-    for (int i = 0; i < FSYNC_BUCKETS; i++)
-        evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
-                            fsync_bounds[i], (unsigned long long)h->le[i]);
-    evbuffer_add_printf(out,
-                        "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n"
-                        "%s_count %llu\n",
-                        name, (unsigned long long)h->n, name, h->sum, name,
-                        (unsigned long long)h->n);
-}
 
 typedef enum tl_mode {
     TLM_DETACHED,  /* no compute */
@@ -138,8 +97,8 @@ typedef struct flusher {
     uint64_t durable_epoch;
     tarn_lsn synced; /* write position covered by its fdatasyncs */
     /* the job's timings, taken in by apply_durable() */
-    lat_hist syncs;  /* one fdatasync */
-    lat_hist delays; /* from a group's first write to its acknowledgement */
+    tarn_hist syncs;  /* one fdatasync */
+    tarn_hist delays; /* from a group's first write to its acknowledgement */
 } flusher;
 
 struct tlw {
@@ -202,7 +161,7 @@ struct walsvc {
     TAILQ_HEAD(, tlw) tls;
     bool stopping;
     struct event *tick; /* once a second: take in positions, save them */
-    lat_hist fsyncs, ack_delays;
+    tarn_hist fsyncs, ack_delays;
 };
 
 typedef struct sync_job {
@@ -270,6 +229,8 @@ tlw_new(walsvc *s, const tarn_id *tenant, const tarn_id *tl)
     t->checked_segno = UINT64_MAX;
     pthread_mutex_init(&t->fl.mu, NULL);
     pthread_cond_init(&t->fl.cv, NULL);
+    tarn_hist_init(&t->fl.syncs, lat_bounds, LAT_BUCKETS);
+    tarn_hist_init(&t->fl.delays, lat_bounds, LAT_BUCKETS);
     walrecv_ack_init(&t->ack);
     tarn_id_format(tl, idbuf);
     snprintf(t->logctx, sizeof(t->logctx), "wal %.8s", idbuf);
@@ -428,9 +389,9 @@ flusher_report(tlw *t, tarn_lsn boundary, tarn_lsn start, uint64_t epoch,
             f->synced = written;
         ack_flush = f->durable;
     }
-    hist_add(&f->syncs, (double)(now - began_us) / 1e6);
+    tarn_hist_add(&f->syncs, (double)(now - began_us) / 1e6);
     if (current && ack_flush != 0 && oldest_us != 0)
-        hist_add(&f->delays, (double)(now - oldest_us) / 1e6);
+        tarn_hist_add(&f->delays, (double)(now - oldest_us) / 1e6);
     pthread_mutex_unlock(&f->mu);
     if (current && ack_flush != 0)
         walrecv_ack_send(&t->ack, epoch, written, ack_flush, ack_flush, false,
@@ -553,8 +514,8 @@ apply_durable(tlw *t)
     start = f->durable_start;
     epoch = f->durable_epoch;
     t->fsyncs += f->syncs.n;
-    hist_merge(&s->fsyncs, &f->syncs);
-    hist_merge(&s->ack_delays, &f->delays);
+    tarn_hist_merge(&s->fsyncs, &f->syncs);
+    tarn_hist_merge(&s->ack_delays, &f->delays);
     pthread_mutex_unlock(&f->mu);
     if (epoch == t->epoch && durable > t->flush) {
         t->flush = durable;
@@ -1442,6 +1403,8 @@ walsvc_create(const walsvc_opts *o, walsvc **out, tarn_err *err)
 
     if (s == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    tarn_hist_init(&s->fsyncs, lat_bounds, LAT_BUCKETS);
+    tarn_hist_init(&s->ack_delays, lat_bounds, LAT_BUCKETS);
     s->o = *o;
     snprintf(s->data_dir, sizeof(s->data_dir), "%s", o->data_dir);
     s->o.data_dir = s->data_dir;
@@ -1674,10 +1637,11 @@ walsvc_metrics(walsvc *s, struct evbuffer *out)
                             tarn_id_format(&t->timeline, id),
                             (unsigned long long)rs.reconnects);
     }
-    hist_print(out, "tarn_wal_fsync_duration_seconds",
-               "Time spent in one WAL group fsync.", &s->fsyncs);
-    hist_print(out, "tarn_wal_ack_delay_seconds",
-               "From writing a group's first WAL byte to acknowledging the "
-               "group as flushed.",
-               &s->ack_delays);
+    tarn_hist_print(out, "tarn_wal_fsync_duration_seconds",
+                    "Time spent in one WAL group fsync.", &s->fsyncs);
+    tarn_hist_print(
+        out, "tarn_wal_ack_delay_seconds",
+        "From writing a group's first WAL byte to acknowledging the "
+        "group as flushed.",
+        &s->ack_delays);
 }

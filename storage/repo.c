@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "server/core/fsutil.h"
+#include "server/core/hist.h"
 #include "storage/import.h"
 #include "storage/ingest.h"
 #include "storage/key.h"
@@ -135,9 +136,8 @@ struct repo {
     double flush_secs;
     uint64_t image_layers, image_bytes, image_jobs;
     double image_secs;
-    uint64_t getpage_count, getpage_errors, getpage_offloaded;
-    double getpage_secs;
-    uint64_t getpage_buckets[GETPAGE_BUCKETS];
+    tarn_hist getpage;
+    uint64_t getpage_errors, getpage_offloaded;
     uint64_t imports, import_bytes;
 };
 
@@ -1770,15 +1770,9 @@ rel_size_at(rtl *t, const repo_rel *rel, tarn_lsn at, bool *exists, uint32_t *n,
 static void
 getpage_observe(repo *r, int64_t us, bool ok)
 {
-    double s = (double)us / 1e6;
-
-    r->getpage_count++;
+    tarn_hist_add(&r->getpage, (double)us / 1e6);
     if (!ok)
         r->getpage_errors++;
-    r->getpage_secs += s;
-    for (int i = 0; i < GETPAGE_BUCKETS; i++)
-        if (s <= getpage_bounds[i])
-            r->getpage_buckets[i]++;
 }
 
 /*
@@ -2275,7 +2269,6 @@ repo_metrics(repo *r, struct evbuffer *out)
     redo_stats *rs = &r->rs;
     size_t nd = 0, ni = 0, nf = 0;
     uint64_t lb = 0, open = 0, lag = 0;
-    uint64_t cum = 0;
     rtl *t;
     static const char *const kinds[3] = {"", "page", "index"};
 
@@ -2381,25 +2374,15 @@ repo_metrics(repo *r, struct evbuffer *out)
         "tarn_redo_total{kind=\"native\"} %llu\n"
         "tarn_redo_total{kind=\"pg_record\"} %llu\n"
         "tarn_redo_total{kind=\"record_image\"} %llu\n"
-        "tarn_redo_total{kind=\"failed\"} %llu\n"
-        "# HELP tarn_getpage_seconds get_page latency, straight into the "
-        "engine.\n"
-        "# TYPE tarn_getpage_seconds histogram\n",
+        "tarn_redo_total{kind=\"failed\"} %llu\n",
         ps.slots, ps.used, (unsigned long long)ps.evictions,
         (unsigned long long)atomic_load(&rs->native),
         (unsigned long long)atomic_load(&rs->pg_records),
         (unsigned long long)atomic_load(&rs->images),
         (unsigned long long)atomic_load(&rs->failures));
-    for (int i = 0; i < GETPAGE_BUCKETS; i++) {
-        cum = r->getpage_buckets[i];
-        evbuffer_add_printf(out,
-                            "tarn_getpage_seconds_bucket{le=\"%g\"} %llu\n",
-                            getpage_bounds[i], (unsigned long long)cum);
-    }
+    tarn_hist_print(out, "tarn_getpage_seconds",
+                    "get_page latency, straight into the engine.", &r->getpage);
     evbuffer_add_printf(out,
-                        "tarn_getpage_seconds_bucket{le=\"+Inf\"} %llu\n"
-                        "tarn_getpage_seconds_sum %.6f\n"
-                        "tarn_getpage_seconds_count %llu\n"
                         "# HELP tarn_getpage_errors_total get_page calls that "
                         "failed.\n"
                         "# TYPE tarn_getpage_errors_total counter\n"
@@ -2409,8 +2392,6 @@ repo_metrics(repo *r, struct evbuffer *out)
                         "redo_inline_max values).\n"
                         "# TYPE tarn_getpage_offloaded_total counter\n"
                         "tarn_getpage_offloaded_total %llu\n",
-                        (unsigned long long)r->getpage_count, r->getpage_secs,
-                        (unsigned long long)r->getpage_count,
                         (unsigned long long)r->getpage_errors,
                         (unsigned long long)r->getpage_offloaded);
 }
@@ -2510,6 +2491,7 @@ repo_create(const repo_opts *o, repo **out, tarn_err *err)
     if (r == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     r->o = *o;
+    tarn_hist_init(&r->getpage, getpage_bounds, GETPAGE_BUCKETS);
     snprintf(r->data_dir, sizeof(r->data_dir), "%s", o->data_dir);
     r->o.data_dir = r->data_dir;
     TAILQ_INIT(&r->tls);

@@ -1,6 +1,6 @@
 /*
- * test_types.c - parsers and formatters of the shared value types, and
- * CRC-32C.
+ * test_types.c - parsers and formatters of the shared value types,
+ * CRC-32C, and the metrics histogram.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include <event2/buffer.h>
+
 #include "server/core/crc32c.h"
+#include "server/core/hist.h"
 #include "server/core/types.h"
 
 static void
@@ -194,6 +197,45 @@ test_le(void **state)
     assert_int_equal(tarn_get_u16(b), 0xbeef);
 }
 
+/* Cumulative buckets, merge that empties its source, and the exposition. */
+static void
+test_hist(void **state)
+{
+    static const double b[3] = {0.001, 0.01, 0.1};
+    tarn_hist h, part;
+    struct evbuffer *out = evbuffer_new();
+    char text[512];
+    size_t n;
+
+    (void)state;
+    tarn_hist_init(&h, b, 3);
+    tarn_hist_init(&part, b, 3);
+    tarn_hist_add(&h, 0.0005);
+    tarn_hist_add(&part, 0.01); /* on a bound: counted in it */
+    tarn_hist_add(&part, 0.5);  /* above every bound: +Inf only */
+    tarn_hist_merge(&h, &part);
+    assert_int_equal(part.n, 0);
+    assert_int_equal(part.le[0] + part.le[1] + part.le[2], 0);
+    assert_int_equal(h.n, 3);
+    assert_int_equal(h.le[0], 1);
+    assert_int_equal(h.le[1], 2);
+    assert_int_equal(h.le[2], 2);
+    tarn_hist_print(out, "x_seconds", "Some latency.", &h);
+    n = evbuffer_get_length(out);
+    assert_true(n < sizeof(text));
+    evbuffer_remove(out, text, n);
+    text[n] = '\0';
+    assert_string_equal(text, "# HELP x_seconds Some latency.\n"
+                              "# TYPE x_seconds histogram\n"
+                              "x_seconds_bucket{le=\"0.001\"} 1\n"
+                              "x_seconds_bucket{le=\"0.01\"} 2\n"
+                              "x_seconds_bucket{le=\"0.1\"} 2\n"
+                              "x_seconds_bucket{le=\"+Inf\"} 3\n"
+                              "x_seconds_sum 0.510500\n"
+                              "x_seconds_count 3\n");
+    evbuffer_free(out);
+}
+
 int
 main(void)
 {
@@ -205,6 +247,7 @@ main(void)
         cmocka_unit_test(test_addr),
         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_le),
+        cmocka_unit_test(test_hist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

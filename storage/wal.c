@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "server/core/fsutil.h"
@@ -288,16 +287,16 @@ walstore_set_write_pos(walstore *w, tarn_lsn lsn, tarn_err *err)
     return TARN_OK;
 }
 
-/* The writer's descriptor for segment @p segno, if it has one open. */
-static int
-writer_fd(const walstore *w, uint64_t segno)
+/* The writer's open segment @p segno, if it has it open; else NULL. */
+static const seg *
+writer_seg(const walstore *w, uint64_t segno)
 {
     if (w->cur.fd >= 0 && w->cur.segno == segno)
-        return w->cur.fd;
+        return &w->cur;
     for (int i = 0; i < w->npending; i++)
         if (w->pending[i].fd >= 0 && w->pending[i].segno == segno)
-            return w->pending[i].fd;
-    return -1;
+            return &w->pending[i];
+    return NULL;
 }
 
 tarn_rc
@@ -308,7 +307,8 @@ walstore_read(walstore *w, tarn_lsn lsn, uint8_t *buf, size_t len,
         uint64_t segno = lsn / w->o.seg_size, off = lsn % w->o.seg_size;
         size_t n = w->o.seg_size - off;
         char path[PATH_MAX] = "";
-        int fd = writer_fd(w, segno);
+        const seg *ws = writer_seg(w, segno);
+        int fd = ws != NULL ? ws->fd : -1;
         bool own = fd < 0;
         ssize_t r;
 
@@ -336,7 +336,7 @@ walstore_read(walstore *w, tarn_lsn lsn, uint8_t *buf, size_t len,
             close(fd);
         if (r != (ssize_t)n) {
             if (!own)
-                seg_path(w, segno, false, path);
+                seg_path(w, segno, ws->final_name, path);
             return tarn_err_errno(err, r < 0 ? errno : EIO, "read %s", path);
         }
         buf += n;

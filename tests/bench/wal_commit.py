@@ -7,6 +7,9 @@ interleaved and repeated so that all three see the same machine:
   B  pg_receivewal --synchronous, synchronous_standby_names = 'pg_receivewal'
   C  no standby, synchronous_standby_names = ''
 Reports the TPS of every run, the medians, and A/B and A/C.
+Each line also shows the WAL the run wrote per transaction: a run starts
+right after a checkpoint, so its full-page images are a roughly fixed amount
+of WAL, and a slower run carries more of it per transaction.
 
   tests/bench/wal_commit.py [--seconds 60] [--rounds 3] [--scale 10]
 """
@@ -14,16 +17,21 @@ import argparse
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from benchlib import (Compute, Receivewal, machine, median, start_tarnd,
-                      wait_until)
+from benchlib import (Compute, Receivewal, lsn, machine, median,
+                      start_tarnd, wait_until)
 
 
 def set_sync(c, name):
     c.psql(f"ALTER SYSTEM SET synchronous_standby_names = '{name}'")
     c.psql("SELECT pg_reload_conf()")
+
+
+def reset(c):
+    """The same starting point for every run: no standby, a checkpoint."""
+    set_sync(c, "")
+    c.psql("CHECKPOINT")
 
 
 def tps(out):
@@ -51,7 +59,7 @@ def main():
     results = {"A": [], "B": [], "C": []}
     try:
         c.pgbench("-i", "-s", str(a.scale), "-q")
-        c.psql("CHECKPOINT")
+        reset(c)
         print(f"wal_commit: {machine()}")
         print(f"pgbench -c {a.clients} -j 2 -T {a.seconds}, scale {a.scale}, "
               f"{a.rounds} round(s), setups interleaved")
@@ -73,10 +81,14 @@ def main():
                         30)
                 else:
                     set_sync(c, "")
+                lsn0 = lsn(c.psql("SELECT pg_current_wal_lsn()"))
                 out = c.pgbench("-c", str(a.clients), "-j", "2", "-T",
                                 str(a.seconds), "-n")
+                wal = lsn(c.psql("SELECT pg_current_wal_lsn()")) - lsn0
+                n = int(re.search(r"actually processed: (\d+)", out).group(1))
                 results[setup].append(tps(out))
-                print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps",
+                print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps, "
+                      f"{wal / max(n, 1):6.0f} WAL bytes per transaction",
                       flush=True)
                 if setup == "A":
                     t.delete(f"/v1/tenant/{tenant}/timeline/{tl}/compute")
@@ -84,11 +96,13 @@ def main():
                 if peer:
                     peer.stop()
                     shutil.rmtree(peer.dir, ignore_errors=True)
-                set_sync(c, "")
-                c.psql("CHECKPOINT")
+                reset(c)
         ma, mb, mc = (median(results[k]) for k in "ABC")
         print(f"median tps: A (tarnd) {ma:.1f}, B (pg_receivewal "
               f"--synchronous) {mb:.1f}, C (no standby) {mc:.1f}")
+        for k in "ABC":
+            print(f"  {k}: runs from {min(results[k]):.1f} to "
+                  f"{max(results[k]):.1f} tps")
         print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}")
     finally:
         t.stop()

@@ -10,7 +10,12 @@ Reports MB/s from the start of streaming until the standby's flush
 position covers the end, medians over rounds, and tarnd's peak RSS
 (VmHWM).
 
-  tests/bench/wal_ingest.py [--gb 1] [--rounds 3]
+  tests/bench/wal_ingest.py [--gb 1] [--rounds 3] [--set KEY=VALUE ...]
+
+--set passes a tarnd setting (tarnd.conf key), e.g. --set
+checkpoint_distance=16MB: ingest into layers runs during catch-up, and the
+in-memory layers (the open one plus up to two frozen ones, each up to
+checkpoint_distance) are most of tarnd's peak RSS.
 """
 import argparse
 import os
@@ -38,6 +43,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[],
+                    metavar="KEY=VALUE", help="a tarnd setting")
     a = ap.parse_args()
 
     c = Compute(name="ingest").initdb()
@@ -77,7 +84,7 @@ def main():
             for who in order if r % 2 == 0 else order[::-1]:
                 t0 = time.time()
                 if who == "tarnd":
-                    t = start_tarnd()
+                    t = start_tarnd(dict(kv.split("=", 1) for kv in a.set))
                     tenant = t.create_tenant()["id"]
                     tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
                     t0 = time.time()

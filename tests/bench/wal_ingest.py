@@ -13,9 +13,10 @@ position covers the end, medians over rounds, and tarnd's peak RSS
   tests/bench/wal_ingest.py [--gb 1] [--rounds 3] [--set KEY=VALUE ...]
 
 --set passes a tarnd setting (tarnd.conf key), e.g. --set
-checkpoint_distance=16MB: ingest into layers runs during catch-up, and the
+page_cache_size=8MB.  Ingest into layers runs during catch-up, so tarnd's
+peak RSS is mostly its page cache (filled by image layer creation) and its
 in-memory layers (the open one plus up to two frozen ones, each up to
-checkpoint_distance) are most of tarnd's peak RSS.
+checkpoint_distance).
 """
 import argparse
 import os
@@ -39,11 +40,18 @@ def rw_flushed(c, end):
     return False
 
 
+def setting(text):
+    key, eq, value = text.partition("=")
+    if not key or not eq:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--set", action="append", default=[],
+    ap.add_argument("--set", action="append", default=[], type=setting,
                     metavar="KEY=VALUE", help="a tarnd setting")
     a = ap.parse_args()
 
@@ -84,7 +92,7 @@ def main():
             for who in order if r % 2 == 0 else order[::-1]:
                 t0 = time.time()
                 if who == "tarnd":
-                    t = start_tarnd(dict(kv.split("=", 1) for kv in a.set))
+                    t = start_tarnd(dict(a.set))
                     tenant = t.create_tenant()["id"]
                     tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
                     t0 = time.time()

@@ -6,6 +6,7 @@
  * exit status 2 (1 is kept for failures while running).
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,16 @@ main(int argc, char **argv)
     bool check = false;
     int ch, code;
 
+    /*
+     * Fix glibc's mmap threshold.  Left dynamic, it rises to the size of
+     * the largest block freed so far, and from then on the 1 MiB chunks
+     * of in-memory layers and the indexes of layer writers are carved
+     * from the malloc heaps, where a block freed below a live one is never
+     * given back: the RSS would stay at the high-water mark of every
+     * layer ever held.  Blocks of 256 KiB and more get mappings of their
+     * own and go back to the kernel when freed.
+     */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     o.sets = sets;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":c:s:hV", longopts, NULL)) != -1) {

@@ -777,11 +777,10 @@ index_key(const layer *l, uint32_t b)
     return key;
 }
 
-/* Read index block @p b from the file, check it and cache it. */
+/* Read index block @p b from the file and check it. */
 static tarn_rc
 read_block(layer *l, uint32_t b, uint8_t *buf, tarn_err *err)
 {
-    pc_key key = index_key(l, b);
     uint64_t off = l->index_off + (uint64_t)b * BLOCK;
     uint32_t n;
     tarn_rc rc;
@@ -796,19 +795,21 @@ read_block(layer *l, uint32_t b, uint8_t *buf, tarn_err *err)
     if (n == 0 || n > PER_BLOCK || (b + 1 < l->nblocks && n != PER_BLOCK))
         return CORRUPT("layer %s: index block %u holds %u entries", l->path, b,
                        n);
-    pagecache_put(l->pc, &key, buf);
     return TARN_OK;
 }
 
 /* Load and check index block @p b (through the page cache). */
 static tarn_rc
-load_block(layer *l, uint32_t b, uint8_t *buf, tarn_err *err)
+load_block(layer *l, pc_ring *ring, uint32_t b, uint8_t *buf, tarn_err *err)
 {
     pc_key key = index_key(l, b);
+    tarn_rc rc;
 
-    if (pagecache_get(l->pc, &key, buf))
+    if (pagecache_get(l->pc, ring, &key, buf))
         return TARN_OK;
-    return read_block(l, b, buf, err);
+    if ((rc = read_block(l, b, buf, err)) == TARN_OK)
+        pagecache_put(l->pc, ring, &key, buf);
+    return rc;
 }
 
 /* Compare (key, lsn) with an entry or fence at @p p (key, then LSN). */
@@ -909,23 +910,24 @@ run_fill(const uint8_t *blk, void *arg)
 }
 
 static tarn_rc
-load_run(layer *l, uint32_t b, entry_run *r, tarn_err *err)
+load_run(layer *l, pc_ring *ring, uint32_t b, entry_run *r, tarn_err *err)
 {
     pc_key key = index_key(l, b);
     uint8_t buf[BLOCK];
     tarn_rc rc;
 
-    if (pagecache_peek(l->pc, &key, run_fill, r))
+    if (pagecache_peek(l->pc, ring, &key, run_fill, r))
         return TARN_OK;
     if ((rc = read_block(l, b, buf, err)) != TARN_OK)
         return rc;
+    pagecache_put(l->pc, ring, &key, buf);
     run_fill(buf, r);
     return TARN_OK;
 }
 
 tarn_rc
-layer_collect(layer *l, const tkey *k, tarn_lsn floor, tarn_lsn ceil,
-              vcollect *c, bool *present, tarn_err *err)
+layer_collect(layer *l, pc_ring *ring, const tkey *k, tarn_lsn floor,
+              tarn_lsn ceil, vcollect *c, bool *present, tarn_err *err)
 {
     entry_run run;
     int64_t b;
@@ -940,7 +942,7 @@ layer_collect(layer *l, const tkey *k, tarn_lsn floor, tarn_lsn ceil,
     run.ceil = ceil;
     run.from_end = false;
     for (;;) {
-        if ((rc = load_run(l, (uint32_t)b, &run, err)) != TARN_OK)
+        if ((rc = load_run(l, ring, (uint32_t)b, &run, err)) != TARN_OK)
             return rc;
         for (int i = 0; i < run.n; i++) {
             vref r;
@@ -1060,7 +1062,7 @@ done:
 }
 
 tarn_rc
-layer_each_key(layer *l, const tkey *lo, const tkey *hi,
+layer_each_key(layer *l, pc_ring *ring, const tkey *lo, const tkey *hi,
                tarn_rc (*fn)(void *arg, const tkey *k, tarn_err *err),
                void *arg, tarn_err *err)
 {
@@ -1074,7 +1076,7 @@ layer_each_key(layer *l, const tkey *lo, const tkey *hi,
         b = 0;
     for (; b < l->nblocks; b++) {
         uint32_t n;
-        if ((rc = load_block(l, (uint32_t)b, buf, err)) != TARN_OK)
+        if ((rc = load_block(l, ring, (uint32_t)b, buf, err)) != TARN_OK)
             return rc;
         n = tarn_get_u32(buf);
         for (uint32_t i = 0; i < n; i++) {
@@ -1105,7 +1107,7 @@ layer_verify(layer *l, tarn_err *err)
 
     for (uint32_t b = 0; b < l->nblocks && rc == TARN_OK; b++) {
         uint32_t n;
-        if ((rc = load_block(l, b, buf, err)) != TARN_OK)
+        if ((rc = read_block(l, b, buf, err)) != TARN_OK)
             break;
         n = tarn_get_u32(buf);
         for (uint32_t i = 0; i < n && rc == TARN_OK; i++) {

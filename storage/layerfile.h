@@ -123,11 +123,13 @@ bool layer_may_contain(const layer *l, const tkey *k);
  * Collect the values of @p k with floor <= LSN <= ceil, newest first, into
  * @p c, stopping after a will_init value.  Only index blocks are read.
  *
+ * @param ring          NULL, or a bulk reader's ring in the page cache
+ *                      that the index blocks read go through
  * @param[out] present  set when the key has any entry in this layer (for
  *                      image layers: the key exists at the image LSN)
  */
-tarn_rc layer_collect(layer *l, const tkey *k, tarn_lsn floor, tarn_lsn ceil,
-                      vcollect *c, bool *present, tarn_err *err);
+tarn_rc layer_collect(layer *l, pc_ring *ring, const tkey *k, tarn_lsn floor,
+                      tarn_lsn ceil, vcollect *c, bool *present, tarn_err *err);
 
 /**
  * Read and check one blob (a reference from layer_collect) and decompress
@@ -136,14 +138,16 @@ tarn_rc layer_collect(layer *l, const tkey *k, tarn_lsn floor, tarn_lsn ceil,
 tarn_rc layer_read_value(layer *l, uint64_t off, uint32_t len, tbuf *out,
                          tarn_err *err);
 
-/** Call @p fn once for every distinct key in [lo, hi], in order. */
-tarn_rc layer_each_key(layer *l, const tkey *lo, const tkey *hi,
+/** Call @p fn once for every distinct key in [lo, hi], in order; index
+ * blocks go through @p ring (NULL for the shared cache policy). */
+tarn_rc layer_each_key(layer *l, pc_ring *ring, const tkey *lo, const tkey *hi,
                        tarn_rc (*fn)(void *arg, const tkey *k, tarn_err *err),
                        void *arg, tarn_err *err);
 
 /**
  * Read every value of the layer in order and check every CRC (for tests
- * and `tarn` diagnostics).  @return TARN_OK or TARN_ECORRUPT.
+ * and `tarn` diagnostics), leaving the page cache as it was.
+ * @return TARN_OK or TARN_ECORRUPT.
  */
 tarn_rc layer_verify(layer *l, tarn_err *err);
 

@@ -5,6 +5,12 @@
  * index entry with backward-shift deletion, so the probe sequences stay
  * valid without tombstones.  The index has twice as many entries as there
  * are slots, which keeps probes short.
+ *
+ * Slots are handed out in order while the cache is not full, so its
+ * memory is only touched (and counted in the process's RSS) as far as it
+ * is used.  That is what makes rings worth having: an image job that
+ * reads every index block of a timeline once, through the shared policy,
+ * would touch the whole cache.
  */
 #include "storage/pagecache.h"
 
@@ -17,9 +23,16 @@
 
 typedef struct slot {
     pc_key key;
+    const pc_ring *ring; /* the ring that put it, while it owns it */
     uint8_t usage;
     bool valid;
 } slot;
+
+struct pc_ring {
+    pagecache *pc;
+    size_t n, cap, next;
+    uint32_t slot[]; /* slots it has put blocks in, reused in turn */
+};
 
 struct pagecache {
     pthread_mutex_t mu;
@@ -28,6 +41,8 @@ struct pagecache {
     size_t nslots, used, hand;
     uint32_t *index; /* slot number, or NO_SLOT */
     size_t nindex;
+    uint32_t *free; /* empty slots below used, taken before the clock */
+    size_t nfree;
     uint64_t next_id;
     pagecache_stats st;
 };
@@ -66,7 +81,9 @@ pagecache_create(size_t bytes, pagecache **out, tarn_err *err)
     pc->slots = calloc(n, sizeof(*pc->slots));
     pc->blocks = malloc(n * PAGECACHE_BLOCK);
     pc->index = malloc(pc->nindex * sizeof(*pc->index));
-    if (pc->slots == NULL || pc->blocks == NULL || pc->index == NULL) {
+    pc->free = malloc(n * sizeof(*pc->free));
+    if (pc->slots == NULL || pc->blocks == NULL || pc->index == NULL
+        || pc->free == NULL) {
         pagecache_destroy(pc);
         return tarn_err_set(err, TARN_ENOMEM,
                             "cannot allocate a page cache of %zu bytes",
@@ -90,6 +107,7 @@ pagecache_destroy(pagecache *pc)
     free(pc->slots);
     free(pc->blocks);
     free(pc->index);
+    free(pc->free);
     free(pc);
 }
 
@@ -136,7 +154,7 @@ index_remove(pagecache *pc, size_t i)
 }
 
 bool
-pagecache_peek(pagecache *pc, const pc_key *k,
+pagecache_peek(pagecache *pc, pc_ring *ring, const pc_key *k,
                void (*fn)(const uint8_t *block, void *arg), void *arg)
 {
     bool found;
@@ -146,7 +164,8 @@ pagecache_peek(pagecache *pc, const pc_key *k,
     i = index_find(pc, k, &found);
     if (found) {
         slot *s = &pc->slots[pc->index[i]];
-        if (s->usage < MAX_USAGE)
+        /* A bulk reader's hits say nothing about what is hot. */
+        if (ring == NULL && s->usage < MAX_USAGE)
             s->usage++;
         fn(pc->blocks + (size_t)pc->index[i] * PAGECACHE_BLOCK, arg);
         pc->st.hits[k->kind % 3]++;
@@ -164,15 +183,17 @@ copy_out(const uint8_t *block, void *arg)
 }
 
 bool
-pagecache_get(pagecache *pc, const pc_key *k, uint8_t *out)
+pagecache_get(pagecache *pc, pc_ring *ring, const pc_key *k, uint8_t *out)
 {
-    return pagecache_peek(pc, k, copy_out, out);
+    return pagecache_peek(pc, ring, k, copy_out, out);
 }
 
 /* Find a slot to reuse: a free one, or the clock's victim. */
 static size_t
 victim(pagecache *pc)
 {
+    if (pc->nfree > 0)
+        return pc->free[--pc->nfree];
     if (pc->used < pc->nslots)
         return pc->used++;
     for (;;) {
@@ -195,8 +216,47 @@ victim(pagecache *pc)
     }
 }
 
+/*
+ * The ring's next slot, emptied.  The one it used a full turn ago is
+ * reused if the ring still owns it and no other reader has hit it since
+ * (its usage is still the 1 it was put with); otherwise the shared cache
+ * keeps it and the clock gives the ring another.
+ */
+static size_t
+ring_victim(pagecache *pc, pc_ring *ring)
+{
+    size_t pos, v;
+    slot *s;
+
+    if (ring->n < ring->cap) {
+        v = victim(pc);
+        ring->slot[ring->n++] = (uint32_t)v;
+        return v;
+    }
+    pos = ring->next;
+    ring->next = (ring->next + 1) % ring->cap;
+    v = ring->slot[pos];
+    s = &pc->slots[v];
+    if (s->ring != ring || s->usage > 1) {
+        if (s->ring == ring)
+            s->ring = NULL;
+        v = victim(pc);
+        ring->slot[pos] = (uint32_t)v;
+        return v;
+    }
+    if (s->valid) {
+        bool found;
+        size_t i = index_find(pc, &s->key, &found);
+        TARN_ASSERT(found);
+        index_remove(pc, i);
+        s->valid = false;
+    }
+    return v;
+}
+
 void
-pagecache_put(pagecache *pc, const pc_key *k, const uint8_t *block)
+pagecache_put(pagecache *pc, pc_ring *ring, const pc_key *k,
+              const uint8_t *block)
 {
     bool found;
     size_t i, v;
@@ -206,17 +266,70 @@ pagecache_put(pagecache *pc, const pc_key *k, const uint8_t *block)
     if (found) {
         v = pc->index[i];
     } else {
-        v = victim(pc);
+        v = ring != NULL ? ring_victim(pc, ring) : victim(pc);
         /* The eviction may have shifted entries: find the spot again. */
         i = index_find(pc, k, &found);
         pc->index[i] = (uint32_t)v;
         pc->slots[v].key = *k;
         pc->slots[v].valid = true;
+        pc->slots[v].ring = ring;
     }
-    pc->slots[v].usage = 1;
+    if (ring == NULL || !found)
+        pc->slots[v].usage = 1;
     memcpy(pc->blocks + v * PAGECACHE_BLOCK, block, PAGECACHE_BLOCK);
-    pc->st.used = pc->used;
+    pc->st.used = pc->used - pc->nfree;
     pthread_mutex_unlock(&pc->mu);
+}
+
+tarn_rc
+pagecache_ring_create(pagecache *pc, size_t nblocks, pc_ring **out,
+                      tarn_err *err)
+{
+    pc_ring *ring;
+
+    if (nblocks == 0)
+        nblocks = 1;
+    if (nblocks > pc->nslots / 4 + 1)
+        nblocks = pc->nslots / 4 + 1; /* never most of a small cache */
+    ring = calloc(1, sizeof(*ring) + nblocks * sizeof(ring->slot[0]));
+    if (ring == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    ring->pc = pc;
+    ring->cap = nblocks;
+    *out = ring;
+    return TARN_OK;
+}
+
+void
+pagecache_ring_destroy(pc_ring *ring)
+{
+    pagecache *pc;
+
+    if (ring == NULL)
+        return;
+    pc = ring->pc;
+    pthread_mutex_lock(&pc->mu);
+    for (size_t i = 0; i < ring->n; i++) {
+        uint32_t v = ring->slot[i];
+        slot *s = &pc->slots[v];
+        bool found;
+        if (s->ring != ring)
+            continue; /* the shared cache took it */
+        s->ring = NULL;
+        if (s->usage > 1)
+            continue; /* hit by another reader: keep it */
+        /* Free the slot, so that the next ring reuses it instead of
+         * touching fresh memory. */
+        if (s->valid) {
+            size_t j = index_find(pc, &s->key, &found);
+            TARN_ASSERT(found);
+            index_remove(pc, j);
+            s->valid = false;
+        }
+        pc->free[pc->nfree++] = v;
+    }
+    pthread_mutex_unlock(&pc->mu);
+    free(ring);
 }
 
 uint64_t
@@ -235,6 +348,7 @@ pagecache_get_stats(pagecache *pc, pagecache_stats *out)
 {
     pthread_mutex_lock(&pc->mu);
     *out = pc->st;
-    out->used = pc->used;
+    out->used = pc->used - pc->nfree;
+    out->touched = pc->used;
     pthread_mutex_unlock(&pc->mu);
 }

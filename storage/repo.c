@@ -63,6 +63,7 @@
 #define READ_CHUNK         (1u << 20)
 #define MAX_FROZEN         2
 #define IMAGE_PART_KEYS    16384 /* 128 MiB of pages per image layer */
+#define IMAGE_RING_BLOCKS  64    /* 512 KiB of the page cache per image job */
 #define FLUSH_RETRY_US     (2 * 1000 * 1000)
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix us */
 #define GETPAGE_BUCKETS    12
@@ -108,6 +109,7 @@ struct rtl {
     walscan *scan;
     struct event *ingest_ev;
     bool ingest_scheduled, ingest_failed;
+    bool mem_wait; /* ingest paused at layer_memory_limit */
     char error[TARN_ERR_MSG];
     int64_t open_since_us; /* when the open layer got its first value */
 
@@ -131,7 +133,7 @@ struct repo {
     bool stopping;
     uint8_t *readbuf;
     /* metrics */
-    uint64_t ingest_records, ingest_bytes;
+    uint64_t ingest_records, ingest_bytes, ingest_mem_waits;
     uint64_t flushes, flush_bytes, flush_failures;
     double flush_secs;
     uint64_t image_layers, image_bytes, image_jobs;
@@ -143,6 +145,8 @@ struct repo {
 
 static void schedule_ingest(rtl *t);
 static void maybe_flush(rtl *t);
+static void freeze(rtl *t);
+static void start_flush(rtl *t);
 static void maybe_image(rtl *t, bool force);
 static void answer_waiters(rtl *t);
 
@@ -442,6 +446,61 @@ ingest_start(rtl *t, tarn_err *err)
     return walscan_create(&so, &t->scan, err);
 }
 
+/*
+ * Memory of in-memory layers.  Each timeline's open and frozen layers
+ * stay in memory until written, so with checkpoint_distance alone tarnd's
+ * memory would grow with the number of timelines and with three times the
+ * distance for each.  layer_memory_limit bounds them all together.
+ * Failed timelines are left out of the sum: their open layer never
+ * freezes (it may hold a half-applied record), so counting it could stall
+ * every other timeline for good.
+ */
+static size_t
+layer_memory(const repo *r)
+{
+    size_t n = 0;
+    const rtl *t;
+
+    TAILQ_FOREACH (t, &r->tls, link)
+        if (!t->ingest_failed && !t->broken)
+            n += timeline_open_bytes(t->tl) + timeline_frozen_bytes(t->tl);
+    return n;
+}
+
+/*
+ * Called when the in-memory layers are at the limit: start writing one
+ * so that memory comes back, and pause this timeline's ingest until a
+ * flush completes (flush_done wakes every waiter).  This timeline's own
+ * open layer goes first; if it holds nothing and has nothing frozen, the
+ * memory is elsewhere and the largest other open layer is frozen.  WAL
+ * still arrives and is made durable meanwhile; only ingest lags.
+ */
+static void
+wait_for_memory(rtl *t)
+{
+    rtl *o, *big = NULL;
+    size_t most = 0;
+
+    if (timeline_open_bytes(t->tl) > 0)
+        freeze(t);
+    if (timeline_nfrozen(t->tl) == 0) {
+        TAILQ_FOREACH (o, &t->r->tls, link) {
+            size_t n = timeline_open_bytes(o->tl);
+            if (!o->ingest_failed && !o->broken && n > most) {
+                most = n;
+                big = o;
+            }
+        }
+        if (big != NULL)
+            freeze(big);
+    }
+    TAILQ_FOREACH (o, &t->r->tls, link)
+        start_flush(o);
+    if (!t->mem_wait)
+        t->r->ingest_mem_waits++;
+    t->mem_wait = true;
+}
+
 static void
 ingest_slice(rtl *t)
 {
@@ -450,6 +509,7 @@ ingest_slice(rtl *t)
     tarn_err err;
     tarn_rc rc;
 
+    t->mem_wait = false;
     if (r->stopping || t->deleted || t->ingest_failed || t->broken)
         return;
     if (t->ing == NULL && (rc = ingest_start(t, &err)) != TARN_OK) {
@@ -460,6 +520,10 @@ ingest_slice(rtl *t)
         size_t n = t->wal_upto - t->ingest_pos;
         if (timeline_nfrozen(t->tl) >= MAX_FROZEN)
             return; /* resumed when a flush completes */
+        if (layer_memory(r) >= (size_t)r->o.cfg->layer_memory_limit) {
+            wait_for_memory(t);
+            return; /* resumed when a flush completes */
+        }
         if (n > READ_CHUNK)
             n = READ_CHUNK;
         if (n > budget)
@@ -649,7 +713,7 @@ static void
 flush_done(void *arg)
 {
     flush_job *j = arg;
-    rtl *t = j->t;
+    rtl *t = j->t, *o;
     repo *r = t->r;
     tarn_lsn dcl = memlayer_end(j->m) - 1;
     char l[TARN_LSN_STRLEN];
@@ -701,6 +765,9 @@ flush_done(void *arg)
     trim_wal(t);
     maybe_flush(t);
     schedule_ingest(t); /* it may have paused for this */
+    TAILQ_FOREACH (o, &r->tls, link)
+        if (o->mem_wait)
+            schedule_ingest(o);
     if (!t->flushing)
         maybe_image(t, false);
     answer_waiters(t);
@@ -770,8 +837,14 @@ maybe_flush(rtl *t)
 {
     const tarn_config *cfg = t->r->o.cfg;
     uint64_t dist = (uint64_t)cfg->checkpoint_distance;
+    uint64_t bytes = dist;
 
-    if (timeline_open_span(t->tl) >= dist || timeline_open_bytes(t->tl) >= dist)
+    /* Half the memory limit at most, so that one layer can fill while the
+     * one before it is written. */
+    if (bytes > (uint64_t)cfg->layer_memory_limit / 2)
+        bytes = (uint64_t)cfg->layer_memory_limit / 2;
+    if (timeline_open_span(t->tl) >= dist
+        || timeline_open_bytes(t->tl) >= bytes)
         freeze(t);
     start_flush(t);
 }
@@ -1147,6 +1220,7 @@ image_job_free(image_job *j)
     free(j->layers);
     free(j->names);
     free(j->descs);
+    pagecache_ring_destroy(j->v->ring);
     tl_view_release(j->v);
     free(j);
 }
@@ -1255,6 +1329,12 @@ maybe_image(rtl *t, bool force)
     if (j == NULL)
         return;
     if (timeline_snapshot(t->tl, &j->v, &err) != TARN_OK) {
+        free(j);
+        return;
+    }
+    if (pagecache_ring_create(r->pc, IMAGE_RING_BLOCKS, &j->v->ring, &err)
+        != TARN_OK) {
+        tl_view_release(j->v);
         free(j);
         return;
     }
@@ -2256,6 +2336,8 @@ repo_timeline_info(repo *r, const tarn_id *tenant, const tarn_id *tl,
     else if (t->ingest_pos < t->wal_upto
              && timeline_nfrozen(t->tl) >= MAX_FROZEN)
         out->ingest_state = "waiting for a layer flush";
+    else if (t->ingest_pos < t->wal_upto && t->mem_wait)
+        out->ingest_state = "waiting for layer memory";
     else if (t->ingest_pos < t->wal_upto)
         out->ingest_state = "ingesting";
     else
@@ -2306,6 +2388,17 @@ repo_metrics(repo *r, struct evbuffer *out)
         "# HELP tarn_open_layer_bytes Memory held by open in-memory layers.\n"
         "# TYPE tarn_open_layer_bytes gauge\n"
         "tarn_open_layer_bytes %llu\n"
+        "# HELP tarn_layer_memory_bytes Memory held by in-memory layers, "
+        "open and frozen.\n"
+        "# TYPE tarn_layer_memory_bytes gauge\n"
+        "tarn_layer_memory_bytes %llu\n"
+        "# HELP tarn_layer_memory_limit_bytes layer_memory_limit.\n"
+        "# TYPE tarn_layer_memory_limit_bytes gauge\n"
+        "tarn_layer_memory_limit_bytes %llu\n"
+        "# HELP tarn_ingest_memory_waits_total Times ingest paused at "
+        "layer_memory_limit.\n"
+        "# TYPE tarn_ingest_memory_waits_total counter\n"
+        "tarn_ingest_memory_waits_total %llu\n"
         "# HELP tarn_frozen_layers In-memory layers waiting to be written.\n"
         "# TYPE tarn_frozen_layers gauge\n"
         "tarn_frozen_layers %zu\n"
@@ -2331,7 +2424,10 @@ repo_metrics(repo *r, struct evbuffer *out)
         "tarn_imports_total %llu\n",
         (unsigned long long)r->ingest_records,
         (unsigned long long)r->ingest_bytes, (unsigned long long)lag, nd, ni,
-        (unsigned long long)lb, (unsigned long long)open, nf,
+        (unsigned long long)lb, (unsigned long long)open,
+        (unsigned long long)layer_memory(r),
+        (unsigned long long)r->o.cfg->layer_memory_limit,
+        (unsigned long long)r->ingest_mem_waits, nf,
         (unsigned long long)r->flushes, (unsigned long long)r->flush_failures,
         (unsigned long long)r->flush_bytes, r->flush_secs,
         (unsigned long long)r->image_layers, (unsigned long long)r->image_bytes,

@@ -396,6 +396,16 @@ timeline_open_bytes(const timeline *tl)
     return tl->v.open ? memlayer_bytes(tl->v.open) : 0;
 }
 
+size_t
+timeline_frozen_bytes(const timeline *tl)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < tl->v.nfrozen; i++)
+        n += memlayer_bytes(tl->v.frozen[i]);
+    return n;
+}
+
 uint64_t
 timeline_open_span(const timeline *tl)
 {
@@ -512,6 +522,7 @@ collect(const tl_view *v, const tkey *k, tarn_lsn lsn, vcollect *c,
         const tl_view **src, tarn_err *err)
 {
     tarn_lsn cont = lsn;
+    pc_ring *ring = v->ring;
     tarn_rc rc;
 
     *src = NULL;
@@ -556,7 +567,8 @@ collect(const tl_view *v, const tkey *k, tarn_lsn lsn, vcollect *c,
                     && layer_get_desc(img)->lsn_start >= dd->lsn_start;
                 tarn_lsn floor = img_inside ? layer_get_desc(img)->lsn_start + 1
                                             : dd->lsn_start;
-                if ((rc = layer_collect(d, k, floor, cont, c, &present, err))
+                if ((rc = layer_collect(d, ring, k, floor, cont, c, &present,
+                                        err))
                     != TARN_OK)
                     return rc;
                 if (c->complete)
@@ -569,7 +581,7 @@ collect(const tl_view *v, const tkey *k, tarn_lsn lsn, vcollect *c,
             }
             if (img != NULL) {
                 tarn_lsn il = layer_get_desc(img)->lsn_start;
-                if ((rc = layer_collect(img, k, il, il, c, &present, err))
+                if ((rc = layer_collect(img, ring, k, il, il, c, &present, err))
                     != TARN_OK)
                     return rc;
                 /* Present or not, the image is the whole truth at il. */
@@ -624,6 +636,7 @@ struct tl_page_read {
     pc_key ck;     /* where the result goes in the page cache */
     tkey k;
     pagecache *pc;
+    bool cache; /* put the result in the page cache */
     redo_stats *rs;
 };
 
@@ -661,6 +674,8 @@ tl_page_read_start(const tl_view *v, const tkey *k, tarn_lsn lsn, uint8_t *page,
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     vcollect_init(&rd->c);
     rd->k = *k, rd->pc = v->pc, rd->rs = v->rs;
+    /* A bulk pass reads each page once: caching it would only evict. */
+    rd->cache = v->ring == NULL;
     if ((rc = collect(v, k, lsn, &rd->c, &src, err)) != TARN_OK)
         goto fail;
     if (rd->c.n == 0) {
@@ -682,7 +697,7 @@ tl_page_read_start(const tl_view *v, const tkey *k, tarn_lsn lsn, uint8_t *page,
     rd->ck.id = src->cache_id;
     rd->ck.num = rd->c.v[0].lsn;
     rd->ck.key = *k;
-    if (pagecache_get(v->pc, &rd->ck, page)) {
+    if (pagecache_get(v->pc, v->ring, &rd->ck, page)) {
         tl_page_read_free(rd);
         return TARN_OK;
     }
@@ -739,7 +754,8 @@ tl_page_read_finish(tl_page_read *rd, uint8_t *page, tarn_err *err)
             != TARN_OK)
             goto done;
     }
-    pagecache_put(rd->pc, &rd->ck, page);
+    if (rd->cache)
+        pagecache_put(rd->pc, NULL, &rd->ck, page);
 done:
     tbuf_free(&tmp);
     return rc;
@@ -850,11 +866,13 @@ tl_scan(const tl_view *v, const tkey *lo, const tkey *hi, tarn_lsn lsn,
         for (size_t i = 0; i < w->ndeltas && rc == TARN_OK; i++)
             if (layer_get_desc(w->deltas[i])->lsn_start <= cont
                 && range_overlaps(w->deltas[i], lo, hi))
-                rc = layer_each_key(w->deltas[i], lo, hi, keyset_add, &s, err);
+                rc = layer_each_key(w->deltas[i], v->ring, lo, hi, keyset_add,
+                                    &s, err);
         for (size_t i = 0; i < w->nimages && rc == TARN_OK; i++)
             if (layer_get_desc(w->images[i])->lsn_start <= cont
                 && range_overlaps(w->images[i], lo, hi))
-                rc = layer_each_key(w->images[i], lo, hi, keyset_add, &s, err);
+                rc = layer_each_key(w->images[i], v->ring, lo, hi, keyset_add,
+                                    &s, err);
         if (cont > w->ancestor_lsn)
             cont = w->ancestor_lsn;
     }

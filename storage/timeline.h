@@ -45,6 +45,9 @@ typedef struct tl_view {
     struct tl_view *ancestor; /**< NULL for a root */
     tarn_lsn ancestor_lsn;
     pagecache *pc;
+    /** NULL, or (in a bulk pass's snapshot) the ring that its index block
+     * reads go through; pages it rebuilds are then not cached at all */
+    pc_ring *ring;
     redo_stats *rs;
     bool snapshot; /**< owns its arrays and references */
 } tl_view;
@@ -117,6 +120,8 @@ tarn_lsn timeline_open_start(const timeline *tl);
 
 /** Bytes held by the open layer. */
 size_t timeline_open_bytes(const timeline *tl);
+/** Bytes held by the frozen layers not written yet. */
+size_t timeline_frozen_bytes(const timeline *tl);
 /** LSN distance covered by the open layer. */
 uint64_t timeline_open_span(const timeline *tl);
 

@@ -100,11 +100,19 @@ static const cfg_key keys[] = {
         1 * MB, 4 * GB, true,
         "The open in-memory layer of a timeline is frozen and written as a "
         "delta layer file once it covers this much WAL (or holds this much "
-        "data). WAL below the written layers may then be removed."),
+        "data, or half of layer_memory_limit). WAL below the written layers "
+        "may then be removed."),
     KEY("checkpoint_timeout", checkpoint_timeout_ms, "storage", CFG_DURATION,
         "10min", 1 * SEC, 24 * 3600 * SEC, true,
         "An open layer that has held data for this long is written out even "
         "if it is small, so a quiet timeline does not keep old WAL."),
+    KEY("layer_memory_limit", layer_memory_limit, "storage", CFG_SIZE, "32MB",
+        4 * MB, 1 * TB, true,
+        "Memory for the in-memory layers of all timelines together, open "
+        "and frozen. A timeline's open layer is frozen at half of this at "
+        "most; past the limit, ingest into layers waits for a layer to be "
+        "written. WAL is still received, made durable and acknowledged "
+        "meanwhile; only its ingest lags."),
     KEY("image_creation_threshold", image_creation_threshold, "storage",
         CFG_INT, "3", 1, 1000, true,
         "An image layer is written for a key range once this many delta "

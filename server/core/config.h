@@ -36,6 +36,7 @@ typedef struct tarn_config {
     int64_t wal_receiver_timeout_ms;
     int64_t checkpoint_distance;
     int64_t checkpoint_timeout_ms;
+    int64_t layer_memory_limit;
     int64_t image_creation_threshold;
     int64_t page_cache_size;
     int64_t redo_inline_max;

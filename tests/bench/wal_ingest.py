@@ -7,16 +7,18 @@ that same WAL from its first byte: tarnd (a fresh timeline attached with
 start_lsn at that segment) and pg_receivewal --synchronous (its directory
 seeded with the segment before, so that it starts at the same one).
 Reports MB/s from the start of streaming until the standby's flush
-position covers the end, medians over rounds, and tarnd's peak RSS
-(VmHWM).
+position covers the end, medians over rounds; for tarnd also the rate at
+which that WAL is ingested into layers (until ingest is idle with no
+frozen layer left), and its peak RSS (VmHWM) over all of it.
 
   tests/bench/wal_ingest.py [--gb 1] [--rounds 3] [--set KEY=VALUE ...]
 
 --set passes a tarnd setting (tarnd.conf key), e.g. --set
-page_cache_size=8MB.  Ingest into layers runs during catch-up, so tarnd's
-peak RSS is mostly its page cache (filled by image layer creation) and its
-in-memory layers (the open one plus up to two frozen ones, each up to
-checkpoint_distance).
+layer_memory_limit=64MB.  Ingest into layers runs during catch-up, so
+most of tarnd's peak RSS is its in-memory layers (layer_memory_limit, all
+timelines together) and the index of the layer file being written.
+Image layer creation reads through a small ring of the page cache, so it
+does not fill the cache.
 """
 import argparse
 import os
@@ -38,6 +40,12 @@ def rw_flushed(c, end):
         if line and lsn(line) >= end:
             return True
     return False
+
+
+def ingested(t, tenant, tl):
+    st = t.timeline(tenant, tl)["storage"]
+    return (st["ingest"] == "idle" and st["ingest_lag_bytes"] == 0
+            and st["frozen_layers"] == 0)
 
 
 def setting(text):
@@ -87,6 +95,7 @@ def main():
               f" = {mb / gen_s:.0f} MB/s with no standby")
         res = {"tarnd": [], "pg_receivewal": []}
         rss = []
+        ingest = {}
         for r in range(a.rounds):
             order = ["tarnd", "pg_receivewal"]
             for who in order if r % 2 == 0 else order[::-1]:
@@ -102,6 +111,11 @@ def main():
                     wait_until(lambda: lsn(t.timeline(tenant, tl)[
                         "wal_flush_lsn"]) >= end, 3600)
                     secs = time.time() - t0
+                    # Ingest into layers trails the WAL: the peak RSS
+                    # counts all of it, and the layer work after it.
+                    wait_until(lambda: ingested(t, tenant, tl), 3600)
+                    ingest[r] = mb / (time.time() - t0)
+                    time.sleep(3)
                     rss.append(peak_rss_kb(t.proc.pid) / 1024)
                     t.stop()
                     shutil.rmtree(t.dir, ignore_errors=True)
@@ -118,12 +132,16 @@ def main():
                     peer.stop()
                     shutil.rmtree(d, ignore_errors=True)
                 res[who].append(mb / secs)
+                extra = (f"; ingested into layers at {ingest[r]:.1f} MB/s, "
+                         f"peak RSS {rss[-1]:.1f} MiB"
+                         if who == "tarnd" else "")
                 print(f"  round {r + 1} {who:13s} {mb / secs:8.1f} MB/s "
-                      f"({secs:.2f} s)", flush=True)
+                      f"({secs:.2f} s){extra}", flush=True)
         mt, mr = median(res["tarnd"]), median(res["pg_receivewal"])
         print(f"median: tarnd {mt:.1f} MB/s, pg_receivewal --synchronous "
-              f"{mr:.1f} MB/s, ratio {mt / mr:.3f}; tarnd peak RSS "
-              f"{max(rss):.1f} MiB")
+              f"{mr:.1f} MB/s, ratio {mt / mr:.3f}; tarnd ingests into "
+              f"layers at {median(list(ingest.values())):.1f} MB/s; tarnd "
+              f"peak RSS {max(rss):.1f} MiB (largest of the rounds)")
     finally:
         if t is not None:
             t.stop()

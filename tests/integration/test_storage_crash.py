@@ -7,6 +7,8 @@
   from disk_consistent_lsn, and at the end every page still equals
   PostgreSQL's;
 * a layer write that fails (a full disk) is retried, and nothing is lost;
+* with slow layer writes, ingest waits at layer_memory_limit instead of
+  holding more WAL in memory, while commits go on;
 * a flipped byte in a layer file is detected by its CRC and reported,
   never served: in a value, the page read fails with the file and offset;
   in a header, the timeline stops with the reason at start-up.
@@ -14,6 +16,7 @@
 import collections
 import random
 import struct
+import threading
 import time
 
 import pgwal
@@ -161,6 +164,68 @@ def test_layer_write_failure_is_retried(make_tarnd, compute_factory,
                ["frozen_layers"] == 0, timeout=60)
     wait_caught_up(t, c, tenant, tl)
     verify_everything(t, c, tenant, tl, start)
+
+
+def metric(t, name):
+    for line in t.get("/metrics").body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no metric {name}")
+
+
+def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
+                                          tmp_path):
+    """Two timelines load at once with slow layer writes: ingest waits at
+    layer_memory_limit, which bounds both together, while commits go on
+    (each compute's commits wait for tarnd, its synchronous standby)."""
+    limit = 4 << 20
+    t, c, tenant, tl, start, control = start_engine(
+        make_tarnd, compute_factory, tmp_path,
+        {"layer_memory_limit": "4MB", "checkpoint_distance": "1GB"})
+    c2 = compute_factory(name="crash2", settings=COMPUTE_SETTINGS).initdb()
+    tl2 = t.create_timeline(tenant, name="second",
+                            import_pgdata=str(c2.datadir))
+    c2.start()
+    r = t.attach(tenant, tl2["timeline_id"], c2.conninfo())
+    assert r.status == 200, r
+    assert metric(t, "tarn_layer_memory_limit_bytes") == limit
+    control.write_text("layer_fsync_delay_ms=200\n")
+    peak, states, stop = [0.0], set(), threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], metric(t, "tarn_layer_memory_bytes"))
+            for x in (tl, tl2["timeline_id"]):
+                states.add(t.timeline(tenant, x)["storage"]["ingest"])
+            time.sleep(0.02)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        load = c2.pgbench("-i", "-s", "2", "-q", background=True)
+        c.pgbench("-i", "-s", "2", "-q")
+        out, _ = load.communicate(timeout=300)
+        assert load.returncode == 0, out
+        wait_caught_up(t, c, tenant, tl, timeout=300)
+        wait_caught_up(t, c2, tenant, tl2["timeline_id"], timeout=300)
+    finally:
+        stop.set()
+        th.join()
+    control.write_text("")
+    waits = metric(t, "tarn_ingest_memory_waits_total")
+    print(f"peak layer memory {peak[0] / 2**20:.1f} MiB, {waits:.0f} waits")
+    assert waits > 0
+    assert "waiting for layer memory" in states, states
+    # Ingest checks the limit before each MiB of WAL it reads, and memory
+    # grows by whole arena chunks: a few MiB over at most.
+    assert 0 < peak[0] <= limit + (4 << 20), peak[0]
+    for x in (tl, tl2["timeline_id"]):
+        d = t.timeline(tenant, x)["storage"]
+        # Frozen at half the limit at most, not at checkpoint_distance.
+        assert d["delta_layers"] >= 5, d
+    verify_everything(t, c, tenant, tl, start)
+    verify_everything(t, c2, tenant, tl2["timeline_id"],
+                      lsn(tl2["start_lsn"]))
 
 
 # ---- corruption ---------------------------------------------------------

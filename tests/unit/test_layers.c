@@ -146,17 +146,119 @@ test_pagecache(void **state)
     for (int i = 0; i < 100; i++) {
         k.num = (uint64_t)i;
         memset(blk, i, sizeof(blk));
-        pagecache_put(pc, &k, blk);
-        assert_true(pagecache_get(pc, &k, out));
+        pagecache_put(pc, NULL, &k, blk);
+        assert_true(pagecache_get(pc, NULL, &k, out));
         assert_int_equal(out[100], (uint8_t)i);
     }
     k.num = 0;
-    assert_false(pagecache_get(pc, &k, out));
+    assert_false(pagecache_get(pc, NULL, &k, out));
     pagecache_get_stats(pc, &st);
     assert_int_equal(st.slots, 16);
     assert_int_equal(st.hits[PC_INDEX], 100);
     assert_int_equal(st.misses[PC_INDEX], 1);
     assert_true(st.evictions >= 84);
+    pagecache_destroy(pc);
+}
+
+static pc_key
+index_block(uint64_t file, uint64_t num)
+{
+    pc_key k;
+
+    memset(&k, 0, sizeof(k));
+    k.kind = PC_INDEX;
+    k.id = file;
+    k.num = num;
+    return k;
+}
+
+/* A bulk pass through a ring neither grows the cache nor evicts the
+ * blocks that shared readers keep hot. */
+static void
+test_pagecache_ring(void **state)
+{
+    pagecache *pc;
+    pc_ring *ring;
+    pc_key k;
+    uint8_t blk[8192], out[8192];
+    tarn_err err;
+    pagecache_stats st;
+
+    (void)state;
+    assert_int_equal(pagecache_create(64 * 8192, &pc, &err), TARN_OK);
+    memset(blk, 7, sizeof(blk));
+    for (uint64_t i = 0; i < 8; i++) {
+        k = index_block(1, i);
+        pagecache_put(pc, NULL, &k, blk);
+        assert_true(pagecache_get(pc, NULL, &k, out));
+    }
+    assert_int_equal(pagecache_ring_create(pc, 4, &ring, &err), TARN_OK);
+    for (uint64_t i = 0; i < 1000; i++) {
+        k = index_block(2, i);
+        memset(blk, (int)(i & 0xff), sizeof(blk));
+        pagecache_put(pc, ring, &k, blk);
+        assert_true(pagecache_get(pc, ring, &k, out));
+        assert_int_equal(out[9], (uint8_t)(i & 0xff));
+    }
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 8 + 4); /* the ring's 4 slots, reused */
+    assert_int_equal(st.evictions, 0);
+    for (uint64_t i = 0; i < 8; i++) {
+        k = index_block(1, i);
+        assert_true(pagecache_get(pc, NULL, &k, out));
+    }
+    for (uint64_t i = 996; i < 1000; i++) {
+        k = index_block(2, i);
+        assert_true(pagecache_get(pc, ring, &k, out));
+    }
+    k = index_block(2, 995);
+    assert_false(pagecache_get(pc, ring, &k, out));
+
+    /* A block a shared reader hits is left to the shared cache. */
+    k = index_block(3, 0);
+    pagecache_put(pc, ring, &k, blk);
+    assert_true(pagecache_get(pc, NULL, &k, out));
+    for (uint64_t i = 1; i <= 8; i++) {
+        pc_key o = index_block(3, i);
+        pagecache_put(pc, ring, &o, blk);
+    }
+    assert_true(pagecache_get(pc, NULL, &k, out));
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 8 + 4 + 1);
+    pagecache_ring_destroy(ring);
+    pagecache_ring_destroy(NULL);
+
+    /* Its slots are freed, but for the one a shared reader hit... */
+    assert_true(pagecache_get(pc, NULL, &k, out));
+    k = index_block(3, 8);
+    assert_false(pagecache_get(pc, NULL, &k, out));
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 8 + 1);
+    /* ...and the next ring takes them again instead of fresh memory. */
+    assert_int_equal(pagecache_ring_create(pc, 4, &ring, &err), TARN_OK);
+    for (uint64_t i = 0; i < 100; i++) {
+        k = index_block(5, i);
+        pagecache_put(pc, ring, &k, blk);
+    }
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 8 + 1 + 4);
+    assert_int_equal(st.touched, 8 + 1 + 4);
+    pagecache_ring_destroy(ring);
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 8 + 1);
+    assert_int_equal(st.touched, 8 + 1 + 4);
+
+    /* A ring never takes most of a small cache. */
+    pagecache_destroy(pc);
+    assert_int_equal(pagecache_create(16 * 8192, &pc, &err), TARN_OK);
+    assert_int_equal(pagecache_ring_create(pc, 1000, &ring, &err), TARN_OK);
+    for (uint64_t i = 0; i < 100; i++) {
+        k = index_block(4, i);
+        pagecache_put(pc, ring, &k, blk);
+    }
+    pagecache_get_stats(pc, &st);
+    assert_int_equal(st.used, 16 / 4 + 1);
+    pagecache_ring_destroy(ring);
     pagecache_destroy(pc);
 }
 
@@ -221,8 +323,8 @@ layer_roundtrip(tarn_codec codec)
         assert_true(layer_may_contain(l, &k));
         vcollect_init(&c);
         /* At 1000 + 250*10 the history is the image at i=200 plus 50. */
-        assert_int_equal(layer_collect(l, &k, 0, 3500, &c, &present, &err),
-                         TARN_OK);
+        assert_int_equal(
+            layer_collect(l, NULL, &k, 0, 3500, &c, &present, &err), TARN_OK);
         assert_true(present);
         assert_true(c.complete);
         assert_int_equal(c.n, 51);
@@ -255,8 +357,8 @@ layer_roundtrip(tarn_codec codec)
     {
         tkey k = tkey_rel_block(1663, 5, 100, 0, 99);
         vcollect_init(&c);
-        assert_int_equal(layer_collect(l, &k, 0, 100000, &c, &present, &err),
-                         TARN_OK);
+        assert_int_equal(
+            layer_collect(l, NULL, &k, 0, 100000, &c, &present, &err), TARN_OK);
         assert_false(present);
         assert_int_equal(c.n, 0);
         vcollect_free(&c);
@@ -271,8 +373,8 @@ layer_roundtrip(tarn_codec codec)
         tkey k = tkey_rel_block(1663, 5, 100, 0, 2);
         assert_int_equal(layer_open(dir, name, &d, pc, &l, &err), TARN_OK);
         vcollect_init(&c);
-        assert_int_equal(layer_collect(l, &k, 0, 3500, &c, &present, &err),
-                         TARN_OK);
+        assert_int_equal(
+            layer_collect(l, NULL, &k, 0, 3500, &c, &present, &err), TARN_OK);
         fd = open(path, O_RDWR);
         assert_true(fd >= 0);
         assert_int_equal(pread(fd, &b, 1, (off_t)c.v[50].off + 20), 1);
@@ -652,6 +754,7 @@ main(void)
         cmocka_unit_test(test_key_format),
         cmocka_unit_test(test_memlayer),
         cmocka_unit_test(test_pagecache),
+        cmocka_unit_test(test_pagecache_ring),
         cmocka_unit_test(test_layer_name),
         cmocka_unit_test(test_layer_roundtrip_lz4),
         cmocka_unit_test(test_layer_roundtrip_zstd),

@@ -10,6 +10,7 @@
  */
 #include "storage/memlayer.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,15 @@ typedef struct chunk {
     uint8_t data[];
 } chunk;
 
+struct memlayer_pool {
+    pthread_mutex_t mu;
+    chunk *free; /* CHUNK_SIZE chunks only */
+    size_t nfree, keep;
+};
+
 struct memlayer {
     atomic_int refs;
+    memlayer_pool *pool;
     tarn_lsn start, end, last;
     bool frozen;
     chunk *chunks; /* newest first */
@@ -83,13 +91,112 @@ vcollect_push(vcollect *c, const vref *r, tarn_err *err)
 }
 
 tarn_rc
-memlayer_create(tarn_lsn start, memlayer **out, tarn_err *err)
+memlayer_pool_create(size_t keep, memlayer_pool **out, tarn_err *err)
+{
+    memlayer_pool *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return tarn_err_set(err, TARN_ENOMEM, "out of memory");
+    pthread_mutex_init(&p->mu, NULL);
+    p->keep = keep;
+    *out = p;
+    return TARN_OK;
+}
+
+void
+memlayer_pool_destroy(memlayer_pool *p)
+{
+    chunk *c;
+
+    if (p == NULL)
+        return;
+    while ((c = p->free) != NULL) {
+        p->free = c->next;
+        free(c);
+    }
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void
+memlayer_pool_set_keep(memlayer_pool *p, size_t keep)
+{
+    chunk *drop = NULL, *c;
+
+    pthread_mutex_lock(&p->mu);
+    p->keep = keep;
+    while (p->nfree * CHUNK_SIZE > p->keep) {
+        c = p->free;
+        p->free = c->next;
+        p->nfree--;
+        c->next = drop;
+        drop = c;
+    }
+    pthread_mutex_unlock(&p->mu);
+    while ((c = drop) != NULL) {
+        drop = c->next;
+        free(c);
+    }
+}
+
+size_t
+memlayer_pool_bytes(memlayer_pool *p)
+{
+    size_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->nfree * CHUNK_SIZE;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+/* A chunk of @p size data bytes: from the pool if it has one. */
+static chunk *
+chunk_get(memlayer_pool *p, size_t size)
+{
+    chunk *c = NULL;
+
+    if (p != NULL && size == CHUNK_SIZE) {
+        pthread_mutex_lock(&p->mu);
+        if ((c = p->free) != NULL) {
+            p->free = c->next;
+            p->nfree--;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (c == NULL && (c = malloc(sizeof(*c) + size)) == NULL)
+        return NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+static void
+chunk_put(memlayer_pool *p, chunk *c)
+{
+    if (p != NULL && c->size == CHUNK_SIZE) {
+        pthread_mutex_lock(&p->mu);
+        if ((p->nfree + 1) * CHUNK_SIZE <= p->keep) {
+            c->next = p->free;
+            p->free = c;
+            p->nfree++;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    free(c);
+}
+
+tarn_rc
+memlayer_create(tarn_lsn start, memlayer_pool *pool, memlayer **out,
+                tarn_err *err)
 {
     memlayer *m = calloc(1, sizeof(*m));
 
     if (m == NULL)
         return tarn_err_set(err, TARN_ENOMEM, "out of memory");
     atomic_init(&m->refs, 1);
+    m->pool = pool;
     m->start = start;
     m->end = TARN_LSN_MAX;
     m->nslots = 1024;
@@ -117,7 +224,7 @@ memlayer_unref(memlayer *m)
         return;
     while ((c = m->chunks) != NULL) {
         m->chunks = c->next;
-        free(c);
+        chunk_put(m->pool, c);
     }
     for (size_t i = 0; i < m->nkeys; i++)
         free(m->keys[i].more);
@@ -175,13 +282,10 @@ arena_copy(memlayer *m, const uint8_t *val, size_t len, tarn_err *err)
 
     if (c == NULL || c->size - c->used < len) {
         size_t size = len > CHUNK_SIZE ? len : CHUNK_SIZE;
-        c = malloc(sizeof(*c) + size);
-        if (c == NULL) {
+        if ((c = chunk_get(m->pool, size)) == NULL) {
             tarn_err_set(err, TARN_ENOMEM, "out of memory");
             return NULL;
         }
-        c->size = size;
-        c->used = 0;
         c->next = m->chunks;
         m->chunks = c;
         m->arena_bytes += sizeof(*c) + size;

@@ -37,7 +37,31 @@ typedef struct commit_ts {
     tarn_lsn lsn;
 } commit_ts;
 
-tarn_rc memlayer_create(tarn_lsn start, memlayer **out, tarn_err *err);
+/**
+ * Free arena chunks kept for the next in-memory layers, shared by every
+ * timeline of a repo.  A fresh 1 MiB chunk costs 256 page faults, each
+ * zeroing a page and charging it to the cgroup, and its free an munmap:
+ * during a bulk load that was a quarter of the reactor's time
+ * (tests/bench/wal_ingest).  A chunk of a freed layer is kept instead, up
+ * to @p keep bytes, and handed to the next layer.  Kept chunks were all
+ * live at once before, so the pool does not raise the peak memory.
+ * Thread-safe (layers are freed wherever their last reference goes).
+ */
+typedef struct memlayer_pool memlayer_pool;
+
+tarn_rc memlayer_pool_create(size_t keep, memlayer_pool **out, tarn_err *err);
+/** Free the pool and its chunks; every layer using it must be gone.
+ * NULL-safe. */
+void memlayer_pool_destroy(memlayer_pool *p);
+/** Change how many bytes of free chunks the pool keeps (on reload). */
+void memlayer_pool_set_keep(memlayer_pool *p, size_t keep);
+/** Bytes of free chunks the pool holds now. */
+size_t memlayer_pool_bytes(memlayer_pool *p);
+
+/** A new open layer starting at @p start; its chunks come from and go
+ * back to @p pool (NULL: plain malloc and free). */
+tarn_rc memlayer_create(tarn_lsn start, memlayer_pool *pool, memlayer **out,
+                        tarn_err *err);
 
 void memlayer_ref(memlayer *m);
 /** Drop a reference; the last one frees.  NULL-safe. */

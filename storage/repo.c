@@ -116,6 +116,8 @@ struct rtl {
     /* background work */
     int jobs;
     bool flushing, imaging, image_wanted;
+    bool image_due;   /* a pass waits for image_creation_interval */
+    int64_t image_at; /* when the last pass started (mono us), or 0 */
     int64_t flush_retry_at;
     tarn_lsn disk_consistent;
     bool deleted;
@@ -128,6 +130,7 @@ struct repo {
     char data_dir[PATH_MAX];
     TAILQ_HEAD(rtl_head_, rtl) tls;
     pagecache *pc;
+    memlayer_pool *pool;
     redo_stats rs;
     struct event *tick;
     bool stopping;
@@ -346,6 +349,7 @@ rtl_load(repo *r, const catalog_timeline *ct, rtl **out, tarn_err *err)
     to.ancestor = t->ancestor ? t->ancestor->tl : NULL;
     to.ancestor_lsn = ct->ancestor_lsn;
     to.pc = r->pc;
+    to.pool = r->pool;
     to.rs = &r->rs;
     if (t->has_data) {
         to.last_record_lsn = ct->disk_consistent_lsn;
@@ -1315,6 +1319,21 @@ maybe_image(rtl *t, bool force)
     }
     if (t->image_wanted)
         force = true;
+    /*
+     * At most one pass per image_creation_interval unless forced.  During
+     * a bulk load every few delta layers would otherwise start a pass,
+     * and each would rewrite the same growing partitions: in
+     * tests/bench/wal_ingest the passes took a fifth of tarnd's CPU, on a
+     * machine where the WAL competes for it.  The tick starts the pass
+     * that waited.
+     */
+    if (!force && t->image_at != 0
+        && tarn_mono_us() - t->image_at
+               < r->o.cfg->image_creation_interval_ms * 1000) {
+        t->image_due = true;
+        return;
+    }
+    t->image_due = false;
     /* A cheap check before snapshotting: enough deltas since any image? */
     if (!force) {
         if (v->nimages > 0)
@@ -1352,6 +1371,7 @@ maybe_image(rtl *t, bool force)
         return;
     }
     t->image_wanted = false;
+    t->image_at = tarn_mono_us();
     t->imaging = true;
     t->jobs++;
 }
@@ -2395,6 +2415,10 @@ repo_metrics(repo *r, struct evbuffer *out)
         "# HELP tarn_layer_memory_limit_bytes layer_memory_limit.\n"
         "# TYPE tarn_layer_memory_limit_bytes gauge\n"
         "tarn_layer_memory_limit_bytes %llu\n"
+        "# HELP tarn_layer_memory_pool_bytes Free arena chunks kept for "
+        "the next in-memory layers.\n"
+        "# TYPE tarn_layer_memory_pool_bytes gauge\n"
+        "tarn_layer_memory_pool_bytes %llu\n"
         "# HELP tarn_ingest_memory_waits_total Times ingest paused at "
         "layer_memory_limit.\n"
         "# TYPE tarn_ingest_memory_waits_total counter\n"
@@ -2427,6 +2451,7 @@ repo_metrics(repo *r, struct evbuffer *out)
         (unsigned long long)lb, (unsigned long long)open,
         (unsigned long long)layer_memory(r),
         (unsigned long long)r->o.cfg->layer_memory_limit,
+        (unsigned long long)memlayer_pool_bytes(r->pool),
         (unsigned long long)r->ingest_mem_waits, nf,
         (unsigned long long)r->flushes, (unsigned long long)r->flush_failures,
         (unsigned long long)r->flush_bytes, r->flush_secs,
@@ -2505,6 +2530,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (r->stopping)
         return;
+    memlayer_pool_set_keep(r->pool, (size_t)r->o.cfg->layer_memory_limit);
     TAILQ_FOREACH (t, &r->tls, link) {
         if (t->broken)
             continue;
@@ -2512,6 +2538,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
             && now - t->open_since_us >= r->o.cfg->checkpoint_timeout_ms * 1000)
             freeze(t);
         start_flush(t); /* retries after a failure */
+        if (t->image_due && !t->flushing)
+            maybe_image(t, false);
         if (t->ingest_pos < t->wal_upto && !t->ingest_failed)
             schedule_ingest(t);
     }
@@ -2599,6 +2627,10 @@ repo_create(const repo_opts *o, repo **out, tarn_err *err)
     if ((rc = pagecache_create((size_t)o->cfg->page_cache_size, &r->pc, err))
         != TARN_OK)
         goto fail;
+    if ((rc = memlayer_pool_create((size_t)o->cfg->layer_memory_limit, &r->pool,
+                                   err))
+        != TARN_OK)
+        goto fail;
     if ((rc = catalog_tenant_list(o->cat, &ts, &nt, err)) != TARN_OK)
         goto fail;
     for (size_t i = 0; i < nt && rc == TARN_OK; i++)
@@ -2639,6 +2671,7 @@ repo_destroy(repo *r)
         rtl_free(t);
     }
     pagecache_destroy(r->pc);
+    memlayer_pool_destroy(r->pool);
     free(r->readbuf);
     free(r);
 }

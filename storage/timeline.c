@@ -65,6 +65,7 @@ struct timeline {
     tarn_lsn max_put; /* the highest LSN timeline_put has seen */
     size_ent *sizes;  /* SIZE_SLOTS, or NULL */
     tarn_id tenant, id;
+    memlayer_pool *pool;
 };
 
 tarn_rc
@@ -78,6 +79,7 @@ timeline_create(const timeline_opts *o, timeline **out, tarn_err *err)
     tl->id = o->id;
     tl->v.pc = o->pc;
     tl->v.rs = o->rs;
+    tl->pool = o->pool;
     tl->v.cache_id = pagecache_new_id(o->pc);
     if (o->ancestor != NULL) {
         tl->v.ancestor = &o->ancestor->v;
@@ -337,7 +339,8 @@ timeline_put(timeline *tl, const tkey *k, tarn_lsn lsn, const uint8_t *val,
     tarn_rc rc;
 
     if (tl->v.open == NULL
-        && memlayer_create(tl->open_start, &tl->v.open, err) != TARN_OK)
+        && memlayer_create(tl->open_start, tl->pool, &tl->v.open, err)
+               != TARN_OK)
         return TARN_ENOMEM;
     if ((rc = memlayer_put(tl->v.open, k, lsn, val, len, err)) != TARN_OK)
         return rc;
@@ -359,7 +362,8 @@ tarn_rc
 timeline_put_commit_ts(timeline *tl, int64_t ts, tarn_lsn lsn, tarn_err *err)
 {
     if (tl->v.open == NULL
-        && memlayer_create(tl->open_start, &tl->v.open, err) != TARN_OK)
+        && memlayer_create(tl->open_start, tl->pool, &tl->v.open, err)
+               != TARN_OK)
         return TARN_ENOMEM;
     return memlayer_add_commit_ts(tl->v.open, ts, lsn, err);
 }

@@ -61,6 +61,7 @@ typedef struct timeline_opts {
     tarn_lsn last_record_lsn; /**< where ingest resumes */
     tarn_lsn prev_record_lsn; /**< start of the record ending there */
     pagecache *pc;
+    memlayer_pool *pool; /**< arena chunks of the open layers; may be NULL */
     redo_stats *rs;
 } timeline_opts;
 

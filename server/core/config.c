@@ -117,6 +117,13 @@ static const cfg_key keys[] = {
         CFG_INT, "3", 1, 1000, true,
         "An image layer is written for a key range once this many delta "
         "layers lie above its newest image; reads then stop there."),
+    KEY("image_creation_interval", image_creation_interval_ms, "storage",
+        CFG_DURATION, "10s", 0, 24 * 3600 * SEC, true,
+        "The shortest time between two image passes of a timeline that its "
+        "delta layers start (a checkpoint through the API does not wait). "
+        "During a bulk load, a pass every few delta layers would rewrite "
+        "the same partitions again and again; 0 starts one whenever "
+        "image_creation_threshold is reached."),
     KEY("page_cache_size", page_cache_size, "storage", CFG_SIZE, "128MB",
         1 * MB, 1 * TB, false,
         "Memory for the cache of materialized pages and layer index blocks, "

@@ -38,6 +38,7 @@ typedef struct tarn_config {
     int64_t checkpoint_timeout_ms;
     int64_t layer_memory_limit;
     int64_t image_creation_threshold;
+    int64_t image_creation_interval_ms;
     int64_t page_cache_size;
     int64_t redo_inline_max;
     int64_t layer_compression;        /**< a tarn_codec */

@@ -136,33 +136,36 @@ check_page_header(walscan *s, tarn_lsn page, tarn_err *err)
     uint64_t addr = tarn_get_u64(h + PG_PHD_PAGEADDR);
     uint32_t rem = tarn_get_u32(h + PG_PHD_REM_LEN);
 
-    tarn_lsn_format(page, l1);
     if (magic != PG_XLOG_PAGE_MAGIC)
         return fail(s, TARN_ECORRUPT, err,
-                    "invalid magic number %04X in WAL page at %s", magic, l1);
+                    "invalid magic number %04X in WAL page at %s", magic,
+                    tarn_lsn_format(page, l1));
     if (info & ~PG_XLP_ALL_FLAGS)
         return fail(s, TARN_ECORRUPT, err,
-                    "invalid info bits %04X in WAL page at %s", info, l1);
+                    "invalid info bits %04X in WAL page at %s", info,
+                    tarn_lsn_format(page, l1));
     if (addr != page)
         return fail(s, TARN_ECORRUPT, err, "WAL page at %s claims address %s",
-                    l1, tarn_lsn_format(addr, l2));
+                    tarn_lsn_format(page, l1), tarn_lsn_format(addr, l2));
     if (s->tli == 0)
         s->tli = tli;
     else if (tli != s->tli)
         return fail(s, TARN_ECORRUPT, err,
-                    "WAL page at %s is on timeline %u, expected %u", l1, tli,
-                    s->tli);
+                    "WAL page at %s is on timeline %u, expected %u",
+                    tarn_lsn_format(page, l1), tli, s->tli);
     if (page % s->o.seg_size == 0) {
         uint64_t sysid = tarn_get_u64(h + PG_PHD_SYSID);
         if (!(info & PG_XLP_LONG_HEADER))
             return fail(s, TARN_ECORRUPT, err,
-                        "WAL segment at %s lacks its long page header", l1);
+                        "WAL segment at %s lacks its long page header",
+                        tarn_lsn_format(page, l1));
         if (tarn_get_u32(h + PG_PHD_SEG_SIZE) != s->o.seg_size
             || tarn_get_u32(h + PG_PHD_XLOG_BLCKSZ) != PG_XLOG_BLCKSZ)
             return fail(s, TARN_ECORRUPT, err,
                         "WAL segment at %s has segment size %u and page "
                         "size %u, expected %u and %u",
-                        l1, tarn_get_u32(h + PG_PHD_SEG_SIZE),
+                        tarn_lsn_format(page, l1),
+                        tarn_get_u32(h + PG_PHD_SEG_SIZE),
                         tarn_get_u32(h + PG_PHD_XLOG_BLCKSZ), s->o.seg_size,
                         PG_XLOG_BLCKSZ);
         if (s->sysid == 0)
@@ -171,7 +174,7 @@ check_page_header(walscan *s, tarn_lsn page, tarn_err *err)
             return fail(s, TARN_ECORRUPT, err,
                         "WAL segment at %s belongs to system %llu, expected "
                         "%llu",
-                        l1, (unsigned long long)sysid,
+                        tarn_lsn_format(page, l1), (unsigned long long)sysid,
                         (unsigned long long)s->sysid);
     }
 
@@ -184,7 +187,8 @@ check_page_header(walscan *s, tarn_lsn page, tarn_err *err)
                    && (!(info & PG_XLP_FIRST_IS_CONTRECORD)
                        || rem != s->skip_left)) {
             return fail(s, TARN_ECORRUPT, err,
-                        "bad continuation header in WAL page at %s", l1);
+                        "bad continuation header in WAL page at %s",
+                        tarn_lsn_format(page, l1));
         }
         if (s->skip_left == 0)
             s->mode = M_PAD;
@@ -209,18 +213,20 @@ check_page_header(walscan *s, tarn_lsn page, tarn_err *err)
             return fail(s, TARN_ECORRUPT, err,
                         "no contrecord flag in WAL page at %s for the record "
                         "at %s",
-                        l1, tarn_lsn_format(s->rec_start, l2));
+                        tarn_lsn_format(page, l1),
+                        tarn_lsn_format(s->rec_start, l2));
         uint32_t got = s->mode == M_BODY ? s->got : s->rh_got;
         if (rem != s->tot - got)
             return fail(s, TARN_ECORRUPT, err,
                         "invalid contrecord length %u in WAL page at %s "
                         "(expected %u)",
-                        rem, l1, s->tot - got);
+                        rem, tarn_lsn_format(page, l1), s->tot - got);
         return TARN_OK;
     }
     if (info & PG_XLP_FIRST_IS_CONTRECORD)
         return fail(s, TARN_ECORRUPT, err,
-                    "unexpected contrecord flag in WAL page at %s", l1);
+                    "unexpected contrecord flag in WAL page at %s",
+                    tarn_lsn_format(page, l1));
     return TARN_OK;
 }
 
@@ -231,13 +237,12 @@ check_length(walscan *s, tarn_err *err)
     char l1[TARN_LSN_STRLEN];
     uint32_t tot = tarn_get_u32(s->rh + PG_REC_TOT_LEN);
 
-    tarn_lsn_format(s->rec_start, l1);
     if (tot == 0)
         return fail(s, TARN_ECORRUPT, err, "end of WAL at %s (record length 0)",
-                    l1);
+                    tarn_lsn_format(s->rec_start, l1));
     if (tot < PG_REC_HDR || tot > PG_REC_MAX_LEN)
         return fail(s, TARN_ECORRUPT, err, "invalid record length %u at %s",
-                    tot, l1);
+                    tot, tarn_lsn_format(s->rec_start, l1));
     s->tot = tot;
     return TARN_OK;
 }
@@ -249,15 +254,16 @@ check_header(walscan *s, tarn_err *err)
     uint8_t rmid = s->rh[PG_REC_RMID];
     tarn_lsn prev = tarn_get_u64(s->rh + PG_REC_PREV);
 
-    tarn_lsn_format(s->rec_start, l1);
     if (!pg_rmid_valid(rmid))
         return fail(s, TARN_ECORRUPT, err,
-                    "invalid resource manager id %u at %s", rmid, l1);
+                    "invalid resource manager id %u at %s", rmid,
+                    tarn_lsn_format(s->rec_start, l1));
     if (s->exp_prev != 0 && prev != s->exp_prev)
         return fail(s, TARN_ECONFLICT, err,
                     "record at %s has xl_prev %s, but the previous record "
                     "starts at %s",
-                    l1, tarn_lsn_format(prev, l2),
+                    tarn_lsn_format(s->rec_start, l1),
+                    tarn_lsn_format(prev, l2),
                     tarn_lsn_format(s->exp_prev, l3));
     if (s->o.assemble) {
         if (s->cap < s->tot) {

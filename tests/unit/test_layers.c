@@ -95,7 +95,7 @@ test_memlayer(void **state)
 
     (void)state;
     page_value(&img, 1);
-    assert_int_equal(memlayer_create(100, &m, &err), TARN_OK);
+    assert_int_equal(memlayer_create(100, NULL, &m, &err), TARN_OK);
     assert_int_equal(memlayer_put(m, &a, 100, img.p, img.len, &err), TARN_OK);
     assert_int_equal(memlayer_put(m, &a, 110, rec, sizeof(rec), &err), TARN_OK);
     assert_int_equal(memlayer_put(m, &a, 120, rec, sizeof(rec), &err), TARN_OK);
@@ -127,6 +127,44 @@ test_memlayer(void **state)
     assert_int_equal(n, 4);
     memlayer_unref(m);
     tbuf_free(&img);
+}
+
+/* Chunks of freed layers are kept up to the pool's limit and reused. */
+static void
+test_memlayer_pool(void **state)
+{
+    memlayer_pool *pool;
+    memlayer *m;
+    tarn_err err;
+    static uint8_t val[4096];
+    const tarn_lsn mib = 1 << 20;
+
+    (void)state;
+    assert_int_equal(memlayer_pool_create(2 << 20, &pool, &err), TARN_OK);
+    assert_int_equal(memlayer_create(1, pool, &m, &err), TARN_OK);
+    /* Four chunks' worth of values (the arena never splits a value). */
+    for (uint32_t i = 0; i < 4 * 256; i++) {
+        tkey k = tkey_rel_block(1663, 5, 16384, 0, i);
+        memset(val, (int)i, sizeof(val));
+        assert_int_equal(
+            memlayer_put(m, &k, 1 + i, val, sizeof(val) - 64, &err), TARN_OK);
+    }
+    assert_true(memlayer_bytes(m) >= 4 * mib);
+    assert_int_equal(memlayer_pool_bytes(pool), 0);
+    memlayer_unref(m);
+    assert_int_equal(memlayer_pool_bytes(pool), 2 << 20); /* kept: two */
+    assert_int_equal(memlayer_create(1, pool, &m, &err), TARN_OK);
+    {
+        tkey k = tkey_rel_block(1663, 5, 16384, 0, 0);
+        assert_int_equal(memlayer_put(m, &k, 1, val, 100, &err), TARN_OK);
+    }
+    assert_int_equal(memlayer_pool_bytes(pool), 1 << 20); /* one reused */
+    memlayer_pool_set_keep(pool, 0);
+    assert_int_equal(memlayer_pool_bytes(pool), 0);
+    memlayer_unref(m);
+    assert_int_equal(memlayer_pool_bytes(pool), 0);
+    memlayer_pool_destroy(pool);
+    memlayer_pool_destroy(NULL);
 }
 
 static void
@@ -753,6 +791,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_format),
         cmocka_unit_test(test_memlayer),
+        cmocka_unit_test(test_memlayer_pool),
         cmocka_unit_test(test_pagecache),
         cmocka_unit_test(test_pagecache_ring),
         cmocka_unit_test(test_layer_name),

@@ -109,7 +109,7 @@ on_key(void *arg, const tkey *k, tarn_err *err)
     if (++w->keys > 256)
         return TARN_OK;
     vcollect_init(&c);
-    rc = layer_collect(w->l, k, 0, UINT64_MAX, &c, &present, err);
+    rc = layer_collect(w->l, NULL, k, 0, UINT64_MAX, &c, &present, err);
     for (size_t i = 0; rc == TARN_OK && i < c.n; i++) {
         rc = layer_read_value(w->l, c.v[i].off, c.v[i].len, &w->v, err);
         /* A blob is its 9-byte header, the stored bytes and a CRC. */
@@ -145,13 +145,19 @@ try_file(const uint8_t *data, size_t size)
     if (rc != TARN_OK)
         expect_failure_kind(rc);
     {
+        /* The key walk goes through a ring, as an image job's does; the
+         * reads of each key through the shared cache policy. */
         walk w = {.l = l};
+        pc_ring *ring;
         tkey lo, hi;
+        if (pagecache_ring_create(pc, 4, &ring, &err) != TARN_OK)
+            abort();
         memset(lo.b, 0, sizeof(lo.b));
         memset(hi.b, 0xff, sizeof(hi.b));
-        rc = layer_each_key(l, &lo, &hi, on_key, &w, &err);
+        rc = layer_each_key(l, ring, &lo, &hi, on_key, &w, &err);
         if (rc != TARN_OK)
             expect_failure_kind(rc);
+        pagecache_ring_destroy(ring);
         tbuf_free(&w.v);
     }
     layer_unref(l);

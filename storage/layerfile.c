@@ -798,18 +798,28 @@ read_block(layer *l, uint32_t b, uint8_t *buf, tarn_err *err)
     return TARN_OK;
 }
 
+/* Read and check index block @p b, and cache it (through @p ring). */
+static tarn_rc
+read_cache_block(layer *l, pc_ring *ring, uint32_t b, uint8_t *buf,
+                 tarn_err *err)
+{
+    pc_key key = index_key(l, b);
+    tarn_rc rc;
+
+    if ((rc = read_block(l, b, buf, err)) == TARN_OK)
+        pagecache_put(l->pc, ring, &key, buf);
+    return rc;
+}
+
 /* Load and check index block @p b (through the page cache). */
 static tarn_rc
 load_block(layer *l, pc_ring *ring, uint32_t b, uint8_t *buf, tarn_err *err)
 {
     pc_key key = index_key(l, b);
-    tarn_rc rc;
 
     if (pagecache_get(l->pc, ring, &key, buf))
         return TARN_OK;
-    if ((rc = read_block(l, b, buf, err)) == TARN_OK)
-        pagecache_put(l->pc, ring, &key, buf);
-    return rc;
+    return read_cache_block(l, ring, b, buf, err);
 }
 
 /* Compare (key, lsn) with an entry or fence at @p p (key, then LSN). */
@@ -918,9 +928,8 @@ load_run(layer *l, pc_ring *ring, uint32_t b, entry_run *r, tarn_err *err)
 
     if (pagecache_peek(l->pc, ring, &key, run_fill, r))
         return TARN_OK;
-    if ((rc = read_block(l, b, buf, err)) != TARN_OK)
+    if ((rc = read_cache_block(l, ring, b, buf, err)) != TARN_OK)
         return rc;
-    pagecache_put(l->pc, ring, &key, buf);
     run_fill(buf, r);
     return TARN_OK;
 }

@@ -188,6 +188,21 @@ pagecache_get(pagecache *pc, pc_ring *ring, const pc_key *k, uint8_t *out)
     return pagecache_peek(pc, ring, k, copy_out, out);
 }
 
+/* Drop slot @p s's block from the index, if it holds one. */
+static void
+slot_clear(pagecache *pc, slot *s)
+{
+    bool found;
+    size_t i;
+
+    if (!s->valid)
+        return;
+    i = index_find(pc, &s->key, &found);
+    TARN_ASSERT(found);
+    index_remove(pc, i);
+    s->valid = false;
+}
+
 /* Find a slot to reuse: a free one, or the clock's victim. */
 static size_t
 victim(pagecache *pc)
@@ -204,14 +219,9 @@ victim(pagecache *pc)
             s->usage--;
             continue;
         }
-        if (s->valid) {
-            bool found;
-            size_t i = index_find(pc, &s->key, &found);
-            TARN_ASSERT(found);
-            index_remove(pc, i);
-            s->valid = false;
+        if (s->valid)
             pc->st.evictions++;
-        }
+        slot_clear(pc, s);
         return v;
     }
 }
@@ -244,13 +254,7 @@ ring_victim(pagecache *pc, pc_ring *ring)
         ring->slot[pos] = (uint32_t)v;
         return v;
     }
-    if (s->valid) {
-        bool found;
-        size_t i = index_find(pc, &s->key, &found);
-        TARN_ASSERT(found);
-        index_remove(pc, i);
-        s->valid = false;
-    }
+    slot_clear(pc, s);
     return v;
 }
 
@@ -312,7 +316,6 @@ pagecache_ring_destroy(pc_ring *ring)
     for (size_t i = 0; i < ring->n; i++) {
         uint32_t v = ring->slot[i];
         slot *s = &pc->slots[v];
-        bool found;
         if (s->ring != ring)
             continue; /* the shared cache took it */
         s->ring = NULL;
@@ -320,12 +323,7 @@ pagecache_ring_destroy(pc_ring *ring)
             continue; /* hit by another reader: keep it */
         /* Free the slot, so that the next ring reuses it instead of
          * touching fresh memory. */
-        if (s->valid) {
-            size_t j = index_find(pc, &s->key, &found);
-            TARN_ASSERT(found);
-            index_remove(pc, j);
-            s->valid = false;
-        }
+        slot_clear(pc, s);
         pc->free[pc->nfree++] = v;
     }
     pthread_mutex_unlock(&pc->mu);

@@ -459,6 +459,12 @@ ingest_start(rtl *t, tarn_err *err)
  * freezes (it may hold a half-applied record), so counting it could stall
  * every other timeline for good.
  */
+static bool
+counts_memory(const rtl *t)
+{
+    return !t->ingest_failed && !t->broken;
+}
+
 static size_t
 layer_memory(const repo *r)
 {
@@ -466,7 +472,7 @@ layer_memory(const repo *r)
     const rtl *t;
 
     TAILQ_FOREACH (t, &r->tls, link)
-        if (!t->ingest_failed && !t->broken)
+        if (counts_memory(t))
             n += timeline_open_bytes(t->tl) + timeline_frozen_bytes(t->tl);
     return n;
 }
@@ -490,7 +496,7 @@ wait_for_memory(rtl *t)
     if (timeline_nfrozen(t->tl) == 0) {
         TAILQ_FOREACH (o, &t->r->tls, link) {
             size_t n = timeline_open_bytes(o->tl);
-            if (!o->ingest_failed && !o->broken && n > most) {
+            if (counts_memory(o) && n > most) {
                 most = n;
                 big = o;
             }

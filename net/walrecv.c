@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "net/replmsg.h"
@@ -651,16 +650,15 @@ walrecv_ack_destroy(walrecv_ack *a)
     pthread_mutex_destroy(&a->mu);
 }
 
-size_t
-walrecv_ack_unread(walrecv_ack *a)
+int
+walrecv_ack_socket(walrecv_ack *a)
 {
-    int n = 0;
+    int fd;
 
     pthread_mutex_lock(&a->mu);
-    if (a->fd < 0 || ioctl(a->fd, FIONREAD, &n) != 0 || n < 0)
-        n = 0;
+    fd = a->fd;
     pthread_mutex_unlock(&a->mu);
-    return (size_t)n;
+    return fd;
 }
 
 void

@@ -51,11 +51,12 @@ void walrecv_ack_init(walrecv_ack *a);
 void walrecv_ack_destroy(walrecv_ack *a);
 
 /**
- * Bytes waiting in the streaming connection's socket, not yet read by the
- * reactor (0 if not streaming).  From any thread: a worker about to
- * fdatasync waits for these rather than syncing a partial batch.
+ * The streaming connection's socket, or -1, for another thread to poll for
+ * input; only the reactor reads it.  The reactor may close it at any time
+ * after this returns, so a poll on it is a hint: it ends early, or at its
+ * timeout, and the caller checks its own state afterwards.
  */
-size_t walrecv_ack_unread(walrecv_ack *a);
+int walrecv_ack_socket(walrecv_ack *a);
 
 /** Owner: tag the current connection (a worker acks only with it). */
 void walrecv_ack_set_tag(walrecv_ack *a, uint64_t tag);

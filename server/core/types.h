@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "server/core/err.h"
 
@@ -104,6 +105,12 @@ tarn_time_us tarn_now_us(void);
 
 /** A monotonic clock, in microseconds. */
 int64_t tarn_mono_us(void);
+
+/**
+ * The wall-clock instant @p us microseconds from now, the form in which
+ * pthread_cond_timedwait() takes its deadline.
+ */
+struct timespec tarn_deadline_in(int64_t us);
 
 /** Parse "host:port" or "[v6]:port"; the port must be 1..65535. */
 tarn_rc tarn_addr_parse(const char *s, tarn_addr *out, tarn_err *err);

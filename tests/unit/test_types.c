@@ -1,6 +1,6 @@
 /*
  * test_types.c - parsers and formatters of the shared value types,
- * CRC-32C, and the metrics histogram.
+ * condition-variable deadlines, CRC-32C, and the metrics histogram.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +142,29 @@ test_time(void **state)
     }
 }
 
+/* Condition-variable deadlines: normalized, as far ahead as asked. */
+static void
+test_deadline(void **state)
+{
+    const int64_t asks[] = {0, 1, 999999, 1000000, 1500000, 5000};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+        struct timespec before, after, d;
+        int64_t lo, hi, at;
+
+        clock_gettime(CLOCK_REALTIME, &before);
+        d = tarn_deadline_in(asks[i]);
+        clock_gettime(CLOCK_REALTIME, &after);
+        assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        at = (int64_t)d.tv_sec * 1000000 + d.tv_nsec / 1000;
+        lo = (int64_t)before.tv_sec * 1000000 + before.tv_nsec / 1000;
+        hi = (int64_t)after.tv_sec * 1000000 + after.tv_nsec / 1000;
+        assert_true(at >= lo + asks[i]);
+        assert_true(at <= hi + asks[i]);
+    }
+}
+
 static void
 test_addr(void **state)
 {
@@ -240,13 +263,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lsn),
-        cmocka_unit_test(test_id),
-        cmocka_unit_test(test_size_duration),
-        cmocka_unit_test(test_time),
-        cmocka_unit_test(test_addr),
-        cmocka_unit_test(test_crc32c),
-        cmocka_unit_test(test_le),
+        cmocka_unit_test(test_lsn),           cmocka_unit_test(test_id),
+        cmocka_unit_test(test_size_duration), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_deadline),      cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_crc32c),        cmocka_unit_test(test_le),
         cmocka_unit_test(test_hist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,9 +15,10 @@ from conftest import Tarnd, wait_until  # noqa: E402
 from pg import PG_BIN, Compute, lsn, lsn_str  # noqa: E402,F401
 
 
-def start_tarnd(sets=None):
+def start_tarnd(sets=None, binary=None):
     d = Path(tempfile.mkdtemp(prefix="tarn-bench-"))
-    t = Tarnd(d, sets=dict({"log_level": "warn"}, **(sets or {})))
+    t = Tarnd(d, sets=dict({"log_level": "warn"}, **(sets or {})),
+              binary=binary)
     return t.start()
 
 

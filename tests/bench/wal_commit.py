@@ -12,6 +12,14 @@ right after a checkpoint, so its full-page images are a roughly fixed amount
 of WAL, and a slower run carries more of it per transaction.
 
   tests/bench/wal_commit.py [--seconds 60] [--rounds 3] [--scale 10]
+                            [--warmup 15] [--variant NAME=PATH ...]
+
+--variant adds a setup like A with another tarnd binary (NAME is one
+letter other than A, B and C), interleaved with the others, and prints its
+median and its ratio to B.  That is how a change to the commit path is
+judged here: the rounds swing by 20-40% on a small VM, so two binaries are
+compared in the same run, against the same pg_receivewal, and not across
+runs.
 """
 import argparse
 import re
@@ -45,7 +53,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scale", type=int, default=10)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=15, metavar="SECONDS",
+                    help="uncounted pgbench with no standby before round 1")
+    ap.add_argument("--variant", action="append", default=[],
+                    metavar="NAME=PATH",
+                    help="another tarnd binary to run as setup NAME")
     a = ap.parse_args()
+    variants = {}
+    for v in a.variant:
+        name, _, path = v.partition("=")
+        if (len(name) != 1 or not name.isalpha() or name in "ABC"
+                or name in variants or not Path(path).is_file()):
+            ap.error(f"--variant {v}: want NAME=PATH, NAME one letter other "
+                     "than A, B and C, PATH an existing tarnd binary")
+        variants[name] = Path(path)
 
     c = Compute(name="bench").initdb()
     c.settings["synchronous_standby_names"] = "''"
@@ -53,22 +74,37 @@ def main():
     c.settings["wal_keep_size"] = "'0'"
     c.write_settings()
     c.start()
-    t = start_tarnd()
-    tenant = t.create_tenant()["id"]
+    tarnds = {"A": start_tarnd()}
+    for name, path in variants.items():
+        tarnds[name] = start_tarnd(binary=path)
+    tenants = {k: t.create_tenant()["id"] for k, t in tarnds.items()}
     work = Path(tempfile.mkdtemp(prefix="tarn-bench-rw-"))
-    results = {"A": [], "B": [], "C": []}
+    order = ["A", *variants, "B", "C"]
+    results = {k: [] for k in order}
     try:
         c.pgbench("-i", "-s", str(a.scale), "-q")
         reset(c)
         print(f"wal_commit: {machine()}")
         print(f"pgbench -c {a.clients} -j 2 -T {a.seconds}, scale {a.scale}, "
               f"{a.rounds} round(s), setups interleaved")
-        order = ["A", "B", "C"]
+        # The first run after pgbench -i starts cold (caches, a fresh
+        # table) and was the slowest of its setup's rounds; it would always
+        # be A's, so it is not counted at all.
+        if a.warmup > 0:
+            c.pgbench("-c", str(a.clients), "-j", "2", "-T", str(a.warmup),
+                      "-n")
+            reset(c)
+            print(f"warm-up: {a.warmup} s with no standby, not counted")
+        for name, path in variants.items():
+            print(f"variant {name}: {path}")
         for r in range(a.rounds):
-            for setup in order[r % 3:] + order[:r % 3]:
+            k = r % len(order)
+            for setup in order[k:] + order[:k]:
                 peer = None
                 tl = None
-                if setup == "A":
+                t = tarnds.get(setup)
+                if t is not None:
+                    tenant = tenants[setup]
                     tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
                     set_sync(c, "tarn")
                     assert t.attach(tenant, tl, c.conninfo()).status == 200
@@ -90,7 +126,7 @@ def main():
                 print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps, "
                       f"{wal / max(n, 1):6.0f} WAL bytes per transaction",
                       flush=True)
-                if setup == "A":
+                if t is not None:
                     t.delete(f"/v1/tenant/{tenant}/timeline/{tl}/compute")
                     t.delete(f"/v1/tenant/{tenant}/timeline/{tl}")
                 if peer:
@@ -100,15 +136,20 @@ def main():
         ma, mb, mc = (median(results[k]) for k in "ABC")
         print(f"median tps: A (tarnd) {ma:.1f}, B (pg_receivewal "
               f"--synchronous) {mb:.1f}, C (no standby) {mc:.1f}")
-        for k in "ABC":
+        for k in order:
             print(f"  {k}: runs from {min(results[k]):.1f} to "
                   f"{max(results[k]):.1f} tps")
+        for name in variants:
+            mv = median(results[name])
+            print(f"{name}: median {mv:.1f} tps, {name}/B = {mv / mb:.3f}, "
+                  f"{name}/A = {mv / ma:.3f}")
         print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}")
     finally:
-        t.stop()
+        for t in tarnds.values():
+            t.stop()
+            shutil.rmtree(t.dir, ignore_errors=True)
         c.cleanup()
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(t.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ class Response:
 class Tarnd:
     """One tarnd process with its own data directory and ports."""
 
-    def __init__(self, tmp_path, sets=None, config=None, env=None):
+    def __init__(self, tmp_path, sets=None, config=None, env=None,
+                 binary=None):
         self.dir = tmp_path
+        self.binary = binary or TARND
         self.env = env
         self.data_dir = tmp_path / "data"
         self.port = free_port()
@@ -92,7 +94,7 @@ class Tarnd:
         return f"http://127.0.0.1:{self.port}"
 
     def argv(self):
-        args = [str(TARND)]
+        args = [str(self.binary)]
         if self.config:
             args += ["-c", str(self.config)]
         for k, v in self.sets.items():

@@ -68,6 +68,8 @@
 /* How long a flusher woken by arriving WAL stays runnable for its publish
  * (see flusher_await()). */
 #define FLUSHER_AWAIT_US 200
+/* After a full disk met creating the next segment: how often to retry. */
+#define PREALLOC_RETRY_US (1000 * 1000)
 
 /* Bounds of the fsync and acknowledgement latency histograms, seconds. */
 static const double lat_bounds[LAT_BUCKETS] = {
@@ -150,6 +152,10 @@ struct tlw {
     walrecv_ack ack;
     bool prealloc_busy;
     uint64_t checked_segno;
+    /* The last creation of the next segment met a full disk: no new try
+     * before prealloc_retry_us (0: none failed). */
+    bool prealloc_full;
+    int64_t prealloc_retry_us;
 
     walrecv *recv;
     char conninfo[CATALOG_CONNINFO_MAX + 1];
@@ -754,8 +760,27 @@ prealloc_done(void *arg)
         return;
     }
     t->checked_segno = UINT64_MAX;
+    if (rc == TARN_ENOSPC && t->pend_len == 0) {
+        /*
+         * Nothing waits for the segment yet: the current one still has
+         * room, and its blocks were written when it was created, so WAL
+         * goes on into it and commits are still acknowledged.  The
+         * timeline stalls only once the stream reaches its end (append()
+         * then asks for the segment again at once).
+         */
+        if (!t->prealloc_full)
+            tlog_warn(t->svc->o.log, t->logctx,
+                      "disk full creating the next WAL segment (%s); WAL "
+                      "goes on into the current one, retrying every %d s",
+                      err.msg, PREALLOC_RETRY_US / 1000000);
+        t->prealloc_full = true;
+        t->prealloc_retry_us = tarn_mono_us() + PREALLOC_RETRY_US;
+        return;
+    }
     if (rc == TARN_ENOSPC) {
         char l[TARN_LSN_STRLEN];
+        t->prealloc_full = true;
+        t->prealloc_retry_us = tarn_mono_us() + PREALLOC_RETRY_US;
         t->stalled = true;
         snprintf(t->error, sizeof(t->error),
                  "disk full creating a WAL segment (%s); acknowledgements "
@@ -771,6 +796,11 @@ prealloc_done(void *arg)
         break_timeline(t, err.msg);
         return;
     }
+    if (t->prealloc_full)
+        tlog_info(t->svc->o.log, t->logctx,
+                  "created the next WAL segment: disk space is back");
+    t->prealloc_full = false;
+    t->prealloc_retry_us = 0;
     drain_pending(t);
     maybe_prealloc(t);
 }
@@ -782,6 +812,8 @@ maybe_prealloc(tlw *t)
     uint64_t segno;
 
     if (t->prealloc_busy || t->broken || t->store == NULL)
+        return;
+    if (t->prealloc_retry_us != 0 && tarn_mono_us() < t->prealloc_retry_us)
         return;
     segno = walstore_write_pos(t->store) / t->seg_size;
     if (segno == t->checked_segno)
@@ -883,6 +915,8 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
                                 "invalid WAL from the compute: %s", serr.msg);
         }
     }
+    if (rc == TARN_AGAIN)
+        t->prealloc_retry_us = 0; /* the stream waits: try again now */
     maybe_prealloc(t);
     if (rc == TARN_AGAIN)
         maybe_sync(t); /* may retire segments and free the way */
@@ -1465,6 +1499,8 @@ on_tick(evutil_socket_t fd, short what, void *arg)
         apply_durable(t);
         if (t->has_wal && !t->broken)
             save_catalog(t, false);
+        if (t->prealloc_retry_us != 0)
+            maybe_prealloc(t);
     }
 }
 

@@ -8,7 +8,9 @@
  * and is read again on every intercepted call, so a test can switch
  * faults on and off while tarnd runs.  Only descriptors whose path
  * contains "/wal/" are affected, so the catalog (LMDB) keeps working.
- * "write" covers write(), pwrite() and pwrite64().
+ * "write" covers write(), pwrite() and pwrite64().  "segment_write" fails
+ * only the zero-fill of a new segment (wal/waltmp), so that a test can
+ * fill the disk for the next segment while the current one has room.
  *
  * For layer files (paths containing "/layers/"):
  *   layer_write=ENOSPC         their writes fail
@@ -121,6 +123,18 @@ is_wal(int fd)
     return path_has(fd, "/wal/");
 }
 
+/* A fault for a write to a WAL file, or 0. */
+static int
+wal_fault(int fd)
+{
+    int e = fault_for("write");
+
+    if (e != 0)
+        return is_wal(fd) ? e : 0;
+    e = fault_for("segment_write");
+    return e != 0 && path_has(fd, "/wal/waltmp") ? e : 0;
+}
+
 /* A fault for a layer file write, or 0. */
 static int
 layer_fault(int fd)
@@ -145,8 +159,8 @@ ssize_t
 write(int fd, const void *buf, size_t n)
 {
     REAL(write, write_fn);
-    int e = fd > 2 ? fault_for("write") : 0;
-    if ((e != 0 && is_wal(fd)) || (fd > 2 && (e = layer_fault(fd)) != 0)) {
+    int e;
+    if (fd > 2 && ((e = wal_fault(fd)) != 0 || (e = layer_fault(fd)) != 0)) {
         errno = e;
         return -1;
     }
@@ -157,8 +171,8 @@ ssize_t
 pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     REAL(pwrite, pwrite_fn);
-    int e = fault_for("write");
-    if ((e != 0 && is_wal(fd)) || (e = layer_fault(fd)) != 0) {
+    int e;
+    if ((e = wal_fault(fd)) != 0 || (e = layer_fault(fd)) != 0) {
         errno = e;
         return -1;
     }
@@ -169,8 +183,8 @@ ssize_t
 pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
     REAL(pwrite64, pwrite_fn);
-    int e = fault_for("write");
-    if ((e != 0 && is_wal(fd)) || (e = layer_fault(fd)) != 0) {
+    int e;
+    if ((e = wal_fault(fd)) != 0 || (e = layer_fault(fd)) != 0) {
         errno = e;
         return -1;
     }

@@ -98,3 +98,46 @@ def test_enospc_stalls_then_recovers(faulty):
     start = lsn(t.timeline(tenant, tl)["wal_start_lsn"])
     assert read_wal(t.wal_dir(tenant, tl), start, end) == \
         read_wal(c.pg_wal, start, end)
+
+
+def test_full_disk_for_the_next_segment_stalls_only_at_its_end(faulty):
+    """A new segment is created (zero-filled) in the background, one ahead
+    of the stream.  A full disk met there does not stop acknowledgement
+    while the current segment has room; it stalls once the stream needs the
+    segment, and both recover when space comes back."""
+    t, c, tenant, tl, control = faulty
+    # The segment after the current one exists already; move the stream
+    # into it, so that tarnd creates the one after that under the fault.
+    wait_until(lambda: len([p for p in t.wal_dir(tenant, tl).iterdir()
+                            if p.name != "waltmp"]) >= 2, 10)
+    control.write_text("segment_write=ENOSPC\n")
+    c.psql("SELECT pg_switch_wal()")
+    c.psql("INSERT INTO t VALUES (1)")
+    wait_until(lambda: "disk full creating the next WAL segment"
+               in t.log_text(), 10, t.log_text)
+    # Commits are still acknowledged (psql returns only once tarnd has
+    # flushed them: synchronous_standby_names = 'tarn').
+    c.psql("INSERT INTO t VALUES (2)")
+    d = t.timeline(tenant, tl)
+    assert not d["compute"]["stalled"], d
+    assert d["compute"]["state"] == "streaming", d
+    # The stream reaches the end of the segment: now it waits for the next
+    # one, which cannot be created, and nothing past it is acknowledged.
+    c.psql("SELECT pg_switch_wal()")
+    ins = insert_in_background(c, 3)
+    wait_until(lambda: (t.timeline(tenant, tl)["compute"] or {}).get(
+        "stalled"), 10, lambda: str(t.timeline(tenant, tl)))
+    d = t.timeline(tenant, tl)
+    assert "disk full creating a WAL segment" in d["compute"]["error"], d
+    time.sleep(1.5)
+    assert ins.poll() is None, "a commit was acknowledged during the stall"
+    # Space comes back: the segment is created and the stall ends.
+    control.write_text("")
+    assert ins.wait(30) == 0, ins.stderr.read()
+    wait_until(lambda: not t.timeline(tenant, tl)["compute"]["stalled"], 10)
+    assert "disk space is back" in t.log_text()
+    c.psql("INSERT INTO t VALUES (4)")
+    end = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
+    start = lsn(t.timeline(tenant, tl)["wal_start_lsn"])
+    assert read_wal(t.wal_dir(tenant, tl), start, end) == \
+        read_wal(c.pg_wal, start, end)

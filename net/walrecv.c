@@ -384,10 +384,14 @@ handle_msg(walrecv *r, const uint8_t *buf, size_t len)
         return;
     }
     r->st.bytes += m.len;
-    r->attempts = 0; /* data flows: the next failure starts backoff over */
     tarn_rc rc = r->o.cbs.on_data(r->o.arg, m.start, m.data, m.len, &err);
     if (gen != r->gen)
         return;
+    /* Data was taken: the next failure starts backoff over.  Data that is
+     * refused (a full disk) keeps it growing, so a stall does not turn
+     * into a reconnect every 100 ms. */
+    if (rc == TARN_OK || rc == TARN_AGAIN)
+        r->attempts = 0;
     if (rc == TARN_AGAIN)
         walrecv_pause(r);
     else if (rc != TARN_OK)

@@ -781,6 +781,7 @@ prealloc_done(void *arg)
     }
     if (rc == TARN_ENOSPC) {
         char l[TARN_LSN_STRLEN];
+        tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
         t->prealloc_full = true;
         t->prealloc_retry_us = tarn_mono_us() + PREALLOC_RETRY_US;
         t->stalled = true;
@@ -788,7 +789,7 @@ prealloc_done(void *arg)
                  "disk full creating a WAL segment (%s); acknowledgements "
                  "stop at %s until space is free",
                  err.msg, tarn_lsn_format(t->flush, l));
-        tlog_error(t->svc->o.log, t->logctx, "%s", t->error);
+        TLOG(t->svc->o.log, lvl, t->logctx, "%s", t->error);
         t->pend_len = 0;
         if (t->recv != NULL)
             walrecv_disconnect(t->recv, t->error, true);
@@ -924,12 +925,14 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
         maybe_sync(t); /* may retire segments and free the way */
     if (rc == TARN_ENOSPC) {
         char l[TARN_LSN_STRLEN];
+        /* Logged once per stall: each reconnect meets it again. */
+        tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
         t->stalled = true;
         snprintf(t->error, sizeof(t->error),
                  "disk full writing WAL (%s); acknowledgements stop at %s "
                  "until space is free",
                  err->msg, tarn_lsn_format(t->flush, l));
-        tlog_error(t->svc->o.log, t->logctx, "%s", t->error);
+        TLOG(t->svc->o.log, lvl, t->logctx, "%s", t->error);
         return tarn_err_set(err, TARN_ENOSPC, "%s", t->error);
     }
     if (rc != TARN_OK && rc != TARN_AGAIN) {

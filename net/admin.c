@@ -245,10 +245,10 @@ compute_json(const walsvc_status *ws)
             && strcmp(ws->receiver_state, "detached") == 0))
         return json_null();
     return json_pack(
-        "{s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "conninfo",
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I, s:I, s:I, s:b}", "conninfo",
         ws->conninfo, "state", ws->receiver_state, "error", ws->error,
-        "compute_wal_end", j_lsn(ws->compute_wal_end), "last_message_at",
-        j_opt_time(ws->last_message_at), "connected_at",
+        "warning", ws->warning, "compute_wal_end", j_lsn(ws->compute_wal_end),
+        "last_message_at", j_opt_time(ws->last_message_at), "connected_at",
         j_opt_time(ws->connected_at), "bytes_received",
         (json_int_t)ws->bytes_received, "fsyncs", (json_int_t)ws->fsyncs,
         "reconnects", (json_int_t)ws->reconnects, "stalled", ws->stalled);

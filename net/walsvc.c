@@ -156,6 +156,7 @@ struct tlw {
      * before prealloc_retry_us (0: none failed). */
     bool prealloc_full;
     int64_t prealloc_retry_us;
+    char warning[TARN_ERR_MSG]; /* why it failed, while prealloc_full */
 
     walrecv *recv;
     char conninfo[CATALOG_CONNINFO_MAX + 1];
@@ -762,28 +763,28 @@ prealloc_done(void *arg)
         return;
     }
     t->checked_segno = UINT64_MAX;
-    if (rc == TARN_ENOSPC && t->pend_len == 0) {
-        /*
-         * Nothing waits for the segment yet: the current one still has
-         * room, and its blocks were written when it was created, so WAL
-         * goes on into it and commits are still acknowledged.  The
-         * timeline stalls only once the stream reaches its end (append()
-         * then asks for the segment again at once).
-         */
-        if (!t->prealloc_full)
-            tlog_warn(t->svc->o.log, t->logctx,
-                      "disk full creating the next WAL segment (%s); WAL "
-                      "goes on into the current one, retrying every %d s",
-                      err.msg, PREALLOC_RETRY_US / 1000000);
-        t->prealloc_full = true;
-        t->prealloc_retry_us = tarn_mono_us() + PREALLOC_RETRY_US;
-        return;
-    }
     if (rc == TARN_ENOSPC) {
         char l[TARN_LSN_STRLEN];
+        bool first = !t->prealloc_full;
         tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
+        snprintf(t->warning, sizeof(t->warning),
+                 "disk full creating the next WAL segment (%s); WAL goes on "
+                 "into the current one, retrying every %d s",
+                 err.msg, PREALLOC_RETRY_US / 1000000);
         t->prealloc_full = true;
         t->prealloc_retry_us = tarn_mono_us() + PREALLOC_RETRY_US;
+        if (t->pend_len == 0) {
+            /*
+             * Nothing waits for the segment yet: the current one still has
+             * room, and its blocks were written when it was created, so
+             * WAL goes on into it and commits are still acknowledged.  The
+             * timeline stalls only once the stream reaches its end
+             * (append() then asks for the segment again at once).
+             */
+            if (first)
+                tlog_warn(t->svc->o.log, t->logctx, "%s", t->warning);
+            return;
+        }
         t->stalled = true;
         snprintf(t->error, sizeof(t->error),
                  "disk full creating a WAL segment (%s); acknowledgements "
@@ -804,6 +805,7 @@ prealloc_done(void *arg)
                   "created the next WAL segment: disk space is back");
     t->prealloc_full = false;
     t->prealloc_retry_us = 0;
+    t->warning[0] = '\0';
     drain_pending(t);
     maybe_prealloc(t);
 }
@@ -1338,6 +1340,7 @@ walsvc_status_get(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
     memset(out, 0, sizeof(*out));
     out->receiver_state = "detached";
     out->error = "";
+    out->warning = "";
     if (t == NULL)
         return false;
     apply_durable(t);
@@ -1358,6 +1361,7 @@ walsvc_status_get(walsvc *s, const tarn_id *tenant, const tarn_id *tl,
     if (t->broken)
         out->receiver_state = "broken";
     out->error = t->error;
+    out->warning = t->prealloc_full && !t->stalled ? t->warning : "";
     if (t->conninfo[0])
         walrecv_conninfo_masked(t->conninfo, out->conninfo,
                                 sizeof(out->conninfo));

@@ -62,6 +62,9 @@ typedef struct walsvc_status {
     const char *receiver_state; /**< walrecv_state_name(), or "detached",
                                      "refused", "broken" */
     const char *error;          /**< "" when none */
+    /** "" when none; otherwise a problem that does not stop
+     * acknowledgement yet (the next segment cannot be created) */
+    const char *warning;
     char conninfo[CATALOG_CONNINFO_MAX + 64]; /**< password masked */
     tarn_lsn compute_wal_end; /**< the compute's last reported end */
     tarn_time_us last_message_at;

@@ -121,6 +121,8 @@ def test_full_disk_for_the_next_segment_stalls_only_at_its_end(faulty):
     d = t.timeline(tenant, tl)
     assert not d["compute"]["stalled"], d
     assert d["compute"]["state"] == "streaming", d
+    assert "disk full creating the next WAL segment" in \
+        d["compute"]["warning"], d
     # The stream reaches the end of the segment: now it waits for the next
     # one, which cannot be created, and nothing past it is acknowledged.
     c.psql("SELECT pg_switch_wal()")
@@ -136,6 +138,7 @@ def test_full_disk_for_the_next_segment_stalls_only_at_its_end(faulty):
     assert ins.wait(30) == 0, ins.stderr.read()
     wait_until(lambda: not t.timeline(tenant, tl)["compute"]["stalled"], 10)
     assert "disk space is back" in t.log_text()
+    assert t.timeline(tenant, tl)["compute"]["warning"] == ""
     c.psql("INSERT INTO t VALUES (4)")
     end = lsn(t.timeline(tenant, tl)["wal_flush_lsn"])
     start = lsn(t.timeline(tenant, tl)["wal_start_lsn"])

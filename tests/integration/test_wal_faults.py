@@ -2,6 +2,7 @@
 WAL I/O fail on demand (tests/faultinject): a failed fdatasync stops the
 timeline and nothing past the last good flush is ever acknowledged; a full
 disk stalls acknowledgement, which resumes once writes succeed."""
+import re
 import subprocess
 import time
 
@@ -87,6 +88,14 @@ def test_enospc_stalls_then_recovers(faulty):
     # (if one was under way) may be the first to meet the full disk;
     # either way the error the API shows is the one in the log.
     assert d["compute"]["error"] in t.log_text()
+    # Refused WAL does not reset the receiver's backoff (100 ms, doubling
+    # up to wal_reconnect_max, 500 ms here): a few reconnects in those
+    # 1.5 s, not one every 100 ms.  And the stall is an ERROR once.
+    again = t.timeline(tenant, tl)["compute"]["reconnects"]
+    assert again - d["compute"]["reconnects"] <= 7, (d, again)
+    errors = [line for line in t.log_text().splitlines()
+              if re.search(r"\bERROR\b.*disk full", line)]
+    assert len(errors) == 1, errors
     # Space comes back: the stall ends by itself.
     control.write_text("")
     assert ins.wait(30) == 0, ins.stderr.read()

@@ -364,6 +364,25 @@ rewind_to_flush(tlw *t, tarn_err *err)
     return open_scanner(t, err);
 }
 
+/*
+ * A full disk stops acknowledgement at the durable position until space is
+ * free: @p what failed ("writing WAL"), @p why says how.  Logged at ERROR
+ * when the stall begins; each reconnect meets it again, at DEBUG.
+ */
+static void
+stall(tlw *t, const char *what, const char *why)
+{
+    char l[TARN_LSN_STRLEN];
+    tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
+
+    t->stalled = true;
+    snprintf(t->error, sizeof(t->error),
+             "disk full %s (%s); acknowledgements stop at %s until space is "
+             "free",
+             what, why, tarn_lsn_format(t->flush, l));
+    TLOG(t->svc->o.log, lvl, t->logctx, "%s", t->error);
+}
+
 /* Stop the timeline for good (until a restart): a failed fsync. */
 static void
 break_timeline(tlw *t, const char *why)
@@ -764,9 +783,7 @@ prealloc_done(void *arg)
     }
     t->checked_segno = UINT64_MAX;
     if (rc == TARN_ENOSPC) {
-        char l[TARN_LSN_STRLEN];
         bool first = !t->prealloc_full;
-        tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
         snprintf(t->warning, sizeof(t->warning),
                  "disk full creating the next WAL segment (%s); WAL goes on "
                  "into the current one, retrying every %d s",
@@ -785,12 +802,7 @@ prealloc_done(void *arg)
                 tlog_warn(t->svc->o.log, t->logctx, "%s", t->warning);
             return;
         }
-        t->stalled = true;
-        snprintf(t->error, sizeof(t->error),
-                 "disk full creating a WAL segment (%s); acknowledgements "
-                 "stop at %s until space is free",
-                 err.msg, tarn_lsn_format(t->flush, l));
-        TLOG(t->svc->o.log, lvl, t->logctx, "%s", t->error);
+        stall(t, "creating a WAL segment", err.msg);
         t->pend_len = 0;
         if (t->recv != NULL)
             walrecv_disconnect(t->recv, t->error, true);
@@ -926,15 +938,7 @@ append(tlw *t, const uint8_t *p, size_t len, size_t *used, tarn_err *err)
     if (rc == TARN_AGAIN)
         maybe_sync(t); /* may retire segments and free the way */
     if (rc == TARN_ENOSPC) {
-        char l[TARN_LSN_STRLEN];
-        /* Logged once per stall: each reconnect meets it again. */
-        tlog_level lvl = t->stalled ? TLOG_DEBUG : TLOG_ERROR;
-        t->stalled = true;
-        snprintf(t->error, sizeof(t->error),
-                 "disk full writing WAL (%s); acknowledgements stop at %s "
-                 "until space is free",
-                 err->msg, tarn_lsn_format(t->flush, l));
-        TLOG(t->svc->o.log, lvl, t->logctx, "%s", t->error);
+        stall(t, "writing WAL", err->msg);
         return tarn_err_set(err, TARN_ENOSPC, "%s", t->error);
     }
     if (rc != TARN_OK && rc != TARN_AGAIN) {

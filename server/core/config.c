@@ -552,8 +552,13 @@ cfg_format(const tarn_config *c, const cfg_key *k, char *buf, size_t len)
 
     if (is_string_type(k->type)) {
         const char *s = *str_field(m, k);
+        size_t n = s ? strlen(s) : 0;
         if (k->secret)
-            snprintf(buf, len, "%s", s && *s ? "(set)" : "");
+            snprintf(buf, len, "%s", n > 0 ? "(set)" : "");
+        else if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+            /* cfg_set() takes one pair of quotes off: add one back, so
+             * that the text sets the same value again. */
+            snprintf(buf, len, "\"%s\"", s);
         else
             snprintf(buf, len, "%s", s ? s : "");
     } else if (k->type == CFG_BOOL) {

@@ -116,7 +116,9 @@ tarn_rc cfg_load(tarn_config *out, const char *path, const char *const *sets,
 void cfg_free(tarn_config *c);
 
 /**
- * Format the value of @p k in @p c as text (secrets as "(set)" or "").
+ * Format the value of @p k in @p c as text (secrets as "(set)" or ""),
+ * such that cfg_set() with that text sets the same value: a string that
+ * itself begins and ends with a double quote gets one more pair.
  * @return @p buf.
  */
 char *cfg_format(const tarn_config *c, const cfg_key *k, char *buf, size_t len);

@@ -236,6 +236,15 @@ test_differs_and_copy(void **state)
     assert_string_equal(
         cfg_format(&a, cfg_key_find("layer_compression"), buf, sizeof(buf)),
         "lz4");
+    /* A value in quotes of its own keeps them through format and set
+     * (the fuzzer's round trip found this). */
+    assert_int_equal(cfg_set(&a, "data_dir", "\"\"x =\"\"", &e), TARN_OK);
+    assert_string_equal(a.data_dir, "\"x =\"");
+    assert_string_equal(
+        cfg_format(&a, cfg_key_find("data_dir"), buf, sizeof(buf)),
+        "\"\"x =\"\"");
+    assert_int_equal(cfg_set(&b, "data_dir", buf, &e), TARN_OK);
+    assert_false(cfg_differs(&a, &b, cfg_key_find("data_dir")));
     assert_null(cfg_key_find("no_such_key"));
     assert_int_equal(cfg_set(&a, "no_such_key", "1", &e), TARN_ENOTFOUND);
     cfg_free(&a);

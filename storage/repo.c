@@ -17,8 +17,10 @@
  *   - Flushes of one timeline run one at a time and in LSN order, so
  *     disk_consistent_lsn only moves forward.
  *
- * Ingest runs on the reactor in slices of at most SLICE_BYTES, so that a
- * burst of WAL never holds up the WAL service or the admin API; while two
+ * Ingest runs on the reactor in slices of at most SLICE_BYTES and
+ * SLICE_US, and the reactor polls for I/O between them (see
+ * schedule_ingest()), so that a backlog of WAL never holds up the WAL
+ * service, the page service or the admin API; while two
  * frozen layers wait to be written, ingest pauses (memory stays bounded;
  * the WAL keeps flowing to disk meanwhile).
  *
@@ -60,7 +62,8 @@
 #include "storage/timeline.h"
 
 #define SLICE_BYTES        (4u << 20) /* WAL ingested per reactor turn */
-#define READ_CHUNK         (1u << 20)
+#define SLICE_US           400        /* and the time it may take */
+#define READ_CHUNK         (128u << 10)
 #define MAX_FROZEN         2
 #define IMAGE_PART_KEYS    16384 /* 128 MiB of pages per image layer */
 #define IMAGE_RING_BLOCKS  64    /* 512 KiB of the page cache per image job */
@@ -516,6 +519,7 @@ ingest_slice(rtl *t)
 {
     repo *r = t->r;
     size_t budget = SLICE_BYTES;
+    int64_t until = tarn_mono_us() + SLICE_US;
     tarn_err err;
     tarn_rc rc;
 
@@ -549,6 +553,8 @@ ingest_slice(rtl *t)
         t->ingest_pos += n;
         budget -= n;
         maybe_flush(t);
+        if (tarn_mono_us() >= until)
+            break;
     }
     if (t->ingest_pos < t->wal_upto)
         schedule_ingest(t);
@@ -574,13 +580,23 @@ on_ingest(evutil_socket_t fd, short what, void *arg)
                                    after);
 }
 
+/*
+ * Run a slice of ingest once the reactor has polled for I/O.  A timer
+ * that is already due, not event_active(): libevent runs an event made
+ * active from a callback in the same pass, before it polls again, so a
+ * backlog would have been ingested whole (seconds of it after a restart)
+ * while replication input, page requests and the admin API waited.  A due
+ * timer is taken up after the poll, behind the I/O that the poll found.
+ */
 static void
 schedule_ingest(rtl *t)
 {
+    static const struct timeval now = {0, 0};
+
     if (t->ingest_scheduled || t->ingest_failed || t->deleted)
         return;
     t->ingest_scheduled = true;
-    event_active(t->ingest_ev, 0, 0);
+    event_add(t->ingest_ev, &now);
 }
 
 void

@@ -216,7 +216,7 @@ def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
     print(f"peak layer memory {peak[0] / 2**20:.1f} MiB, {waits:.0f} waits")
     assert waits > 0
     assert "waiting for layer memory" in states, states
-    # Ingest checks the limit before each MiB of WAL it reads, and memory
+    # Ingest checks the limit before each 128 KiB of WAL it reads, and memory
     # grows by whole arena chunks: a few MiB over at most.
     assert 0 < peak[0] <= limit + (4 << 20), peak[0]
     for x in (tl, tl2["timeline_id"]):
@@ -226,6 +226,34 @@ def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
     verify_everything(t, c, tenant, tl, start)
     verify_everything(t, c2, tenant, tl2["timeline_id"],
                       lsn(tl2["start_lsn"]))
+
+
+def test_backlog_is_ingested_between_polls(make_tarnd, compute_factory,
+                                           tmp_path):
+    """After kill -9 tarnd ingests again the WAL that no layer file holds
+    (here over 64 MiB of it), in slices between which the reactor polls
+    for I/O: the admin API answers while that backlog is being ingested,
+    not once all of it is.  (The slices used to run back to back in one
+    pass of the event loop, so the first request after the restart waited
+    for the whole backlog, and so would the compute's commits.)"""
+    t, c, tenant, tl, start, _ = start_engine(
+        make_tarnd, compute_factory, tmp_path,
+        {"checkpoint_distance": "4GB", "layer_memory_limit": "4GB"})
+    c.psql("CREATE TABLE big AS SELECT g, repeat('x', 300) AS pad "
+           "FROM generate_series(1, 25000) g")
+    wait_caught_up(t, c, tenant, tl)
+    backlog = lsn(c.psql("SELECT pg_current_wal_flush_lsn()")) - start
+    assert backlog > 64 << 20, backlog
+    assert t.timeline(tenant, tl)["storage"]["delta_layers"] == 0
+    t.kill9()
+    t.start()  # returns once GET /v1/status has been answered
+    lag = metric(t, "tarn_ingest_lag_bytes")
+    print(f"{backlog / 2**20:.0f} MiB to ingest again; "
+          f"{lag / 2**20:.1f} MiB still to go at the first requests")
+    assert lag > 0
+    wait_caught_up(t, c, tenant, tl)
+    assert metric(t, "tarn_ingest_lag_bytes") == 0
+    verify_everything(t, c, tenant, tl, start)
 
 
 # ---- corruption ---------------------------------------------------------

@@ -9,7 +9,11 @@ interleaved and repeated so that all three see the same machine:
 Reports the TPS of every run, the medians, and A/B and A/C.
 Each line also shows the WAL the run wrote per transaction: a run starts
 right after a checkpoint, so its full-page images are a roughly fixed amount
-of WAL, and a slower run carries more of it per transaction.
+of WAL, and a slower run carries more of it per transaction.  It shows
+too the CPU the whole machine spent per transaction (all processes and the
+kernel, from /proc/stat) and how busy the machine was: when it is nearly
+busy under every setup, commits per second follow CPU per commit, and the
+last line puts B's CPU per transaction over A's next to A/B.
 
   tests/bench/wal_commit.py [--seconds 60] [--rounds 3] [--scale 10]
                             [--warmup 15] [--variant NAME=PATH ...]
@@ -22,6 +26,7 @@ compared in the same run, against the same pg_receivewal, and not across
 runs.
 """
 import argparse
+import os
 import re
 import shutil
 import tempfile
@@ -40,6 +45,13 @@ def reset(c):
     """The same starting point for every run: no standby, a checkpoint."""
     set_sync(c, "")
     c.psql("CHECKPOINT")
+
+
+def cpu_ticks():
+    """(busy, total) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
 
 
 def tps(out):
@@ -81,6 +93,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="tarn-bench-rw-"))
     order = ["A", *variants, "B", "C"]
     results = {k: [] for k in order}
+    cpu = {k: [] for k in order}
     try:
         c.pgbench("-i", "-s", str(a.scale), "-q")
         reset(c)
@@ -118,14 +131,20 @@ def main():
                 else:
                     set_sync(c, "")
                 lsn0 = lsn(c.psql("SELECT pg_current_wal_lsn()"))
+                busy0, all0 = cpu_ticks()
                 out = c.pgbench("-c", str(a.clients), "-j", "2", "-T",
                                 str(a.seconds), "-n")
+                busy1, all1 = cpu_ticks()
                 wal = lsn(c.psql("SELECT pg_current_wal_lsn()")) - lsn0
                 n = int(re.search(r"actually processed: (\d+)", out).group(1))
                 results[setup].append(tps(out))
+                us = (busy1 - busy0) * 1e6 / os.sysconf("SC_CLK_TCK")
+                cpu[setup].append(us / max(n, 1))
                 print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps, "
-                      f"{wal / max(n, 1):6.0f} WAL bytes per transaction",
-                      flush=True)
+                      f"{wal / max(n, 1):6.0f} WAL bytes and "
+                      f"{us / max(n, 1):4.0f} us of CPU per transaction, "
+                      f"machine {100 * (busy1 - busy0) / max(1, all1 - all0):.0f}%"
+                      " busy", flush=True)
                 if t is not None:
                     t.delete(f"/v1/tenant/{tenant}/timeline/{tl}/compute")
                     t.delete(f"/v1/tenant/{tenant}/timeline/{tl}")
@@ -143,7 +162,11 @@ def main():
             mv = median(results[name])
             print(f"{name}: median {mv:.1f} tps, {name}/B = {mv / mb:.3f}, "
                   f"{name}/A = {mv / ma:.3f}")
-        print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}")
+        print("CPU of the whole machine per transaction (median): "
+              + ", ".join(f"{k} {median(cpu[k]):.0f} us" for k in order))
+        print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}   "
+              f"B's CPU per transaction / A's = "
+              f"{median(cpu['B']) / median(cpu['A']):.3f}")
     finally:
         for t in tarnds.values():
             t.stop()

@@ -21,13 +21,6 @@ import time
 from benchlib import Compute, lsn, machine, median, start_tarnd, wait_until
 
 
-def lag(t):
-    for line in t.get("/metrics").body.splitlines():
-        if line.startswith("tarn_ingest_lag_bytes "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no tarn_ingest_lag_bytes in /metrics")
-
-
 def ingested(t, tenant, tl):
     return lsn(t.timeline(tenant, tl)["last_record_lsn"])
 
@@ -51,7 +44,7 @@ def one_round(t):
         if first is None:
             first = e - t0
         lat.append(e - s)
-        if len(lat) % 10 == 0 and lag(t) == 0:
+        if len(lat) % 10 == 0 and t.metric("tarn_ingest_lag_bytes") == 0:
             break
     return time.monotonic() - t0, first, lat
 

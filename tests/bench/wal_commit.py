@@ -138,11 +138,12 @@ def main():
                 wal = lsn(c.psql("SELECT pg_current_wal_lsn()")) - lsn0
                 n = int(re.search(r"actually processed: (\d+)", out).group(1))
                 results[setup].append(tps(out))
-                us = (busy1 - busy0) * 1e6 / os.sysconf("SC_CLK_TCK")
-                cpu[setup].append(us / max(n, 1))
+                n = max(n, 1)
+                us = (busy1 - busy0) * 1e6 / os.sysconf("SC_CLK_TCK") / n
+                cpu[setup].append(us)
                 print(f"  round {r + 1} {setup}: {tps(out):9.1f} tps, "
-                      f"{wal / max(n, 1):6.0f} WAL bytes and "
-                      f"{us / max(n, 1):4.0f} us of CPU per transaction, "
+                      f"{wal / n:6.0f} WAL bytes and "
+                      f"{us:4.0f} us of CPU per transaction, "
                       f"machine {100 * (busy1 - busy0) / max(1, all1 - all0):.0f}%"
                       " busy", flush=True)
                 if t is not None:

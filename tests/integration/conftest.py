@@ -186,6 +186,13 @@ class Tarnd:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
+    def metric(self, name):
+        """The value of the unlabelled series @name in GET /metrics."""
+        for line in self.get("/metrics").body.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no metric {name}")
+
     # Conveniences that assert success.
     def create_tenant(self, **body):
         r = self.post("/v1/tenant", body)

@@ -166,13 +166,6 @@ def test_layer_write_failure_is_retried(make_tarnd, compute_factory,
     verify_everything(t, c, tenant, tl, start)
 
 
-def metric(t, name):
-    for line in t.get("/metrics").body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
-
-
 def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
                                           tmp_path):
     """Two timelines load at once with slow layer writes: ingest waits at
@@ -188,13 +181,13 @@ def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
     c2.start()
     r = t.attach(tenant, tl2["timeline_id"], c2.conninfo())
     assert r.status == 200, r
-    assert metric(t, "tarn_layer_memory_limit_bytes") == limit
+    assert t.metric("tarn_layer_memory_limit_bytes") == limit
     control.write_text("layer_fsync_delay_ms=200\n")
     peak, states, stop = [0.0], set(), threading.Event()
 
     def sample():
         while not stop.is_set():
-            peak[0] = max(peak[0], metric(t, "tarn_layer_memory_bytes"))
+            peak[0] = max(peak[0], t.metric("tarn_layer_memory_bytes"))
             for x in (tl, tl2["timeline_id"]):
                 states.add(t.timeline(tenant, x)["storage"]["ingest"])
             time.sleep(0.02)
@@ -212,7 +205,7 @@ def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
         stop.set()
         th.join()
     control.write_text("")
-    waits = metric(t, "tarn_ingest_memory_waits_total")
+    waits = t.metric("tarn_ingest_memory_waits_total")
     print(f"peak layer memory {peak[0] / 2**20:.1f} MiB, {waits:.0f} waits")
     assert waits > 0
     assert "waiting for layer memory" in states, states
@@ -247,12 +240,12 @@ def test_backlog_is_ingested_between_polls(make_tarnd, compute_factory,
     assert t.timeline(tenant, tl)["storage"]["delta_layers"] == 0
     t.kill9()
     t.start()  # returns once GET /v1/status has been answered
-    lag = metric(t, "tarn_ingest_lag_bytes")
+    lag = t.metric("tarn_ingest_lag_bytes")
     print(f"{backlog / 2**20:.0f} MiB to ingest again; "
           f"{lag / 2**20:.1f} MiB still to go at the first requests")
     assert lag > 0
     wait_caught_up(t, c, tenant, tl)
-    assert metric(t, "tarn_ingest_lag_bytes") == 0
+    assert t.metric("tarn_ingest_lag_bytes") == 0
     verify_everything(t, c, tenant, tl, start)
 
 

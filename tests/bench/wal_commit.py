@@ -17,6 +17,7 @@ last line puts B's CPU per transaction over A's next to A/B.
 
   tests/bench/wal_commit.py [--seconds 60] [--rounds 3] [--scale 10]
                             [--warmup 15] [--variant NAME=PATH ...]
+                            [--standby-cpu N]
 
 --variant adds a setup like A with another tarnd binary (NAME is one
 letter other than A, B and C), interleaved with the others, and prints its
@@ -24,6 +25,15 @@ median and its ratio to B.  That is how a change to the commit path is
 judged here: the rounds swing by 20-40% on a small VM, so two binaries are
 compared in the same run, against the same pg_receivewal, and not across
 runs.
+
+--standby-cpu N gives the standby (every thread of tarnd, or
+pg_receivewal) CPU N to itself, and the compute and pgbench the other
+CPUs.  By default all of them share every CPU, so on a small machine a
+standby's CPU is taken from the compute, and commits per second follow
+the CPU the whole machine spends per commit.  With the standby on its own
+CPU, as it would be on its own host, the figure shows the commit path
+itself.  It is a second view, not the target's: the target is measured
+without it.
 """
 import argparse
 import os
@@ -54,6 +64,15 @@ def cpu_ticks():
     return sum(v) - v[3] - v[4], sum(v)
 
 
+def pin_standby(pid, cpu):
+    """Put every thread of process @pid on CPU @cpu alone."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except ProcessLookupError:
+            pass  # a thread that has just exited
+
+
 def tps(out):
     m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     return float(m.group(1))
@@ -70,7 +89,17 @@ def main():
     ap.add_argument("--variant", action="append", default=[],
                     metavar="NAME=PATH",
                     help="another tarnd binary to run as setup NAME")
+    ap.add_argument("--standby-cpu", type=int, metavar="N",
+                    help="run the standby alone on CPU N, and the compute "
+                    "and pgbench on the others")
     a = ap.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    if a.standby_cpu is not None:
+        if a.standby_cpu not in cpus or len(cpus) < 2:
+            ap.error(f"--standby-cpu {a.standby_cpu}: want one of the "
+                     f"CPUs {cpus}, and at least two of them")
+        # Set before the compute starts: it and pgbench inherit this.
+        os.sched_setaffinity(0, set(cpus) - {a.standby_cpu})
     variants = {}
     for v in a.variant:
         name, _, path = v.partition("=")
@@ -100,6 +129,9 @@ def main():
         print(f"wal_commit: {machine()}")
         print(f"pgbench -c {a.clients} -j 2 -T {a.seconds}, scale {a.scale}, "
               f"{a.rounds} round(s), setups interleaved")
+        if a.standby_cpu is not None:
+            print(f"standby alone on CPU {a.standby_cpu}; compute and "
+                  f"pgbench on {sorted(set(cpus) - {a.standby_cpu})}")
         # The first run after pgbench -i starts cold (caches, a fresh
         # table) and was the slowest of its setup's rounds; it would always
         # be A's, so it is not counted at all.
@@ -122,9 +154,13 @@ def main():
                     set_sync(c, "tarn")
                     assert t.attach(tenant, tl, c.conninfo()).status == 200
                     c.wait_streaming()
+                    if a.standby_cpu is not None:
+                        pin_standby(t.proc.pid, a.standby_cpu)
                 elif setup == "B":
                     set_sync(c, "pg_receivewal")
                     peer = Receivewal(c, work / f"rw{r}")
+                    if a.standby_cpu is not None:
+                        pin_standby(peer.proc.pid, a.standby_cpu)
                     wait_until(lambda: "pg_receivewal" in c.psql(
                         "SELECT application_name FROM pg_stat_replication"),
                         30)

@@ -68,6 +68,8 @@
 #define IMAGE_PART_KEYS    16384 /* 128 MiB of pages per image layer */
 #define IMAGE_RING_BLOCKS  64    /* 512 KiB of the page cache per image job */
 #define FLUSH_RETRY_US     (2 * 1000 * 1000)
+#define IMAGE_RETRY_MIN_US (1000 * 1000)
+#define IMAGE_RETRY_MAX_US (3600LL * 1000 * 1000)
 #define PG_EPOCH_OFFSET_US 946684800000000LL /* 2000-01-01 in Unix us */
 #define GETPAGE_BUCKETS    12
 
@@ -119,8 +121,10 @@ struct rtl {
     /* background work */
     int jobs;
     bool flushing, imaging, image_wanted;
-    bool image_due;   /* a pass waits for image_creation_interval */
-    int64_t image_at; /* when the last pass started (mono us), or 0 */
+    bool image_due;           /* a pass waits for image_creation_interval */
+    int64_t image_at;         /* when the last pass started (mono us), or 0 */
+    unsigned image_fruitless; /* automatic passes in a row that wrote
+                                 nothing: they failed or skipped */
     int64_t flush_retry_at;
     tarn_lsn disk_consistent;
     bool deleted;
@@ -142,7 +146,8 @@ struct repo {
     uint64_t ingest_records, ingest_bytes, ingest_mem_waits;
     uint64_t flushes, flush_bytes, flush_failures;
     double flush_secs;
-    uint64_t image_layers, image_bytes, image_jobs;
+    uint64_t image_layers, image_bytes, image_jobs, image_jobs_failed;
+    uint64_t image_parts_skipped;
     double image_secs;
     tarn_hist getpage;
     uint64_t getpage_errors, getpage_offloaded;
@@ -154,6 +159,8 @@ static void maybe_flush(rtl *t);
 static void freeze(rtl *t);
 static void start_flush(rtl *t);
 static void maybe_image(rtl *t, bool force);
+static int64_t image_wait_us(const rtl *t);
+static const char *fruitless_note(const rtl *t, char *buf, size_t len);
 static void answer_waiters(rtl *t);
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1259,7 +1266,7 @@ image_done(void *arg)
     repo *r = t->r;
     catalog_layer *cls = NULL;
     tarn_err err;
-    char l[TARN_LSN_STRLEN];
+    char l[TARN_LSN_STRLEN], note[96];
     tarn_rc rc = j->rc;
 
     t->imaging = false;
@@ -1288,20 +1295,31 @@ image_done(void *arg)
     r->image_jobs++;
     r->image_secs += (double)j->us / 1e6;
     if (rc == TARN_OK) {
+        r->image_parts_skipped += j->skipped;
+        if (j->n > 0)
+            t->image_fruitless = 0;
+        else if (j->skipped > 0 && !j->force)
+            t->image_fruitless++;
         r->image_layers += j->n;
         r->image_bytes += j->bytes;
         if (j->n > 0 || j->skipped > 0)
             tlog_info(r->o.log, t->logctx,
                       "image layers at %s: %zu written (%llu keys, %llu "
-                      "bytes) in %.1f ms%s%s",
+                      "bytes) in %.1f ms%s%s%s",
                       tarn_lsn_format(j->lsn, l), j->n,
                       (unsigned long long)j->keys, (unsigned long long)j->bytes,
                       (double)j->us / 1000,
                       j->skipped ? "; partitions skipped: " : "",
-                      j->skipped ? j->skip_reason : "");
+                      j->skipped ? j->skip_reason : "",
+                      fruitless_note(t, note, sizeof(note)));
     } else {
-        tlog_error(r->o.log, t->logctx, "image layers at %s failed: %s",
-                   tarn_lsn_format(j->lsn, l), j->err.msg);
+        r->image_jobs_failed++;
+        if (!j->force)
+            t->image_fruitless++;
+        tlog_error(r->o.log, t->logctx,
+                   "image layers at %s failed: %s; the delta layers stay%s",
+                   tarn_lsn_format(j->lsn, l), j->err.msg,
+                   fruitless_note(t, note, sizeof(note)));
     }
     /* Answer checkpoint requests this job covered. */
     for (ckpt_wait *w = t->waiters; w != NULL; w = w->next) {
@@ -1324,10 +1342,50 @@ image_done(void *arg)
         maybe_image(t, false);
 }
 
+/*
+ * The wait between two automatic passes: image_creation_interval, doubled
+ * for every pass in a row that wrote nothing (from at least a second, up
+ * to an hour).  Such a pass found pages it cannot rebuild: it skipped
+ * their partitions (a history that starts with a change to a page the
+ * timeline lacks), or it failed (redo of such a page onto the zero page
+ * that Postgres's own redo extends a relation with).  The next pass finds
+ * the same pages, so on a timeline made with bootstrap "none", where that
+ * is every page older than its WAL, tarnd redid the same useless work at
+ * every interval while the compute ran, logging an ERROR each time when
+ * it failed.  Forced passes (a checkpoint through the API) do not wait.
+ */
+static int64_t
+image_wait_us(const rtl *t)
+{
+    int64_t us = t->r->o.cfg->image_creation_interval_ms * 1000;
+
+    if (t->image_fruitless == 0)
+        return us;
+    if (us < IMAGE_RETRY_MIN_US)
+        us = IMAGE_RETRY_MIN_US;
+    for (unsigned i = 0; i < t->image_fruitless && us < IMAGE_RETRY_MAX_US; i++)
+        us *= 2;
+    return us < IMAGE_RETRY_MAX_US ? us : IMAGE_RETRY_MAX_US;
+}
+
+/* "; the next automatic pass waits N s (K in a row wrote nothing)", or "". */
+static const char *
+fruitless_note(const rtl *t, char *buf, size_t len)
+{
+    if (t->image_fruitless == 0)
+        return "";
+    snprintf(buf, len,
+             "; the next automatic pass waits %.0f s (%u in a row wrote "
+             "nothing)",
+             (double)image_wait_us(t) / 1e6, t->image_fruitless);
+    return buf;
+}
+
 static void
 maybe_image(rtl *t, bool force)
 {
     repo *r = t->r;
+    int64_t wait_us = image_wait_us(t);
     image_job *j;
     tarn_err err;
     const tl_view *v = timeline_view(t->tl);
@@ -1349,9 +1407,7 @@ maybe_image(rtl *t, bool force)
      * machine where the WAL competes for it.  The tick starts the pass
      * that waited.
      */
-    if (!force && t->image_at != 0
-        && tarn_mono_us() - t->image_at
-               < r->o.cfg->image_creation_interval_ms * 1000) {
+    if (!force && t->image_at != 0 && tarn_mono_us() - t->image_at < wait_us) {
         t->image_due = true;
         return;
     }
@@ -2465,6 +2521,19 @@ repo_metrics(repo *r, struct evbuffer *out)
         "written.\n"
         "# TYPE tarn_image_layer_bytes_total counter\n"
         "tarn_image_layer_bytes_total %llu\n"
+        "# HELP tarn_image_passes_total Image passes run over a timeline, by "
+        "outcome.\n"
+        "# TYPE tarn_image_passes_total counter\n"
+        "tarn_image_passes_total{result=\"ok\"} %llu\n"
+        "tarn_image_passes_total{result=\"failed\"} %llu\n"
+        "# HELP tarn_image_pass_seconds_total Time spent in image passes.\n"
+        "# TYPE tarn_image_pass_seconds_total counter\n"
+        "tarn_image_pass_seconds_total %.6f\n"
+        "# HELP tarn_image_partitions_skipped_total Key ranges an image "
+        "pass left to their delta layers: a page in them cannot be "
+        "rebuilt.\n"
+        "# TYPE tarn_image_partitions_skipped_total counter\n"
+        "tarn_image_partitions_skipped_total %llu\n"
         "# HELP tarn_imports_total Timelines bootstrapped or imported.\n"
         "# TYPE tarn_imports_total counter\n"
         "tarn_imports_total %llu\n",
@@ -2478,6 +2547,9 @@ repo_metrics(repo *r, struct evbuffer *out)
         (unsigned long long)r->flushes, (unsigned long long)r->flush_failures,
         (unsigned long long)r->flush_bytes, r->flush_secs,
         (unsigned long long)r->image_layers, (unsigned long long)r->image_bytes,
+        (unsigned long long)(r->image_jobs - r->image_jobs_failed),
+        (unsigned long long)r->image_jobs_failed, r->image_secs,
+        (unsigned long long)r->image_parts_skipped,
         (unsigned long long)r->imports);
     evbuffer_add_printf(out,
                         "# HELP tarn_page_cache_hits_total Page cache hits.\n"

@@ -123,7 +123,9 @@ static const cfg_key keys[] = {
         "delta layers start (a checkpoint through the API does not wait). "
         "During a bulk load, a pass every few delta layers would rewrite "
         "the same partitions again and again; 0 starts one whenever "
-        "image_creation_threshold is reached."),
+        "image_creation_threshold is reached. After a pass that wrote "
+        "nothing (pages it cannot rebuild), the wait doubles for each such "
+        "pass in a row, from at least 1s up to 1h."),
     KEY("page_cache_size", page_cache_size, "storage", CFG_SIZE, "128MB",
         1 * MB, 1 * TB, false,
         "Memory for the cache of materialized pages and layer index blocks, "

@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 from benchlib import (Compute, lsn, lsn_str, machine, median, peak_rss_kb,
                       start_tarnd, wait_until)

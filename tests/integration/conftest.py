@@ -186,8 +186,12 @@ class Tarnd:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
-    def metric(self, name):
-        """The value of the unlabelled series @name in GET /metrics."""
+    def metric(self, name, **labels):
+        """The value of series @name in GET /metrics, with exactly
+        @labels (in the order given, as tarnd writes them)."""
+        if labels:
+            name += "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) \
+                + "}"
         for line in self.get("/metrics").body.splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[1])

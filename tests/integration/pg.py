@@ -8,10 +8,8 @@ the test user and connect over loopback TCP with trust auth.
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from conftest import free_port, wait_until

@@ -232,7 +232,6 @@ def test_kill9_rounds_during_pgbench(tarnd, compute_factory):
     acknowledged, kill -9 tarnd, restart it.  Its WAL must reach at least
     that position, byte for byte equal to the compute's."""
     import random
-    import signal
     rnd = random.Random()
     c, t, tl = setup_follow(tarnd, compute_factory)
     c.pgbench("-i", "-s", "2", "-q")
@@ -291,4 +290,59 @@ def test_receiver_timeout(make_tarnd, compute_factory):
     c.wait_streaming()
     c.psql("CREATE TABLE after_freeze(x int)")
     wait_flushed(t, tenant, tl, lsn(c.current_lsn()))
+    assert_same_wal(t, c, tenant, tl)
+
+
+def test_wal_only_timeline_image_passes_back_off(make_tarnd, compute_factory):
+    """On a timeline made with bootstrap "none", pages older than its WAL
+    cannot be rebuilt, so automatic image passes write nothing: they skip
+    those pages' partitions, or fail on them.  Each such pass doubles the
+    wait before the next (from 1 s here: 2, 4, 8 s), so tarnd does not
+    redo the same useless work at every interval while the compute runs;
+    the delta layers stay and the WAL keeps flowing."""
+    t = make_tarnd({"log_level": "info", "checkpoint_distance": "1MB",
+                    "image_creation_threshold": "1",
+                    "image_creation_interval": "1s"})
+    # Not a synchronous standby: pgbench -i runs before the attach, so
+    # that the timeline's WAL starts in the middle of its history.
+    c = compute_factory(settings={"synchronous_standby_names": "''"}) \
+        .initdb().start()
+    c.pgbench("-i", "-s", "2", "-q")
+    tenant = t.create_tenant()["id"]
+    tl = t.create_timeline(tenant, bootstrap="none")["timeline_id"]
+    assert t.attach(tenant, tl, c.conninfo()).status == 200
+    c.wait_streaming()
+
+    def passes():
+        return (t.metric("tarn_image_passes_total", result="ok")
+                + t.metric("tarn_image_passes_total", result="failed"))
+
+    def notes():
+        return [x for x in t.log_text().splitlines()
+                if "image layers at" in x and "in a row wrote nothing" in x]
+    bench = c.pgbench("-c", "2", "-j", "2", "-T", "30", "-n",
+                      background=True)
+    try:
+        wait_until(lambda: notes(), 30, lambda: t.log_text()[-3000:])
+        p0, t0 = passes(), time.monotonic()
+        time.sleep(12)
+        ran, elapsed = passes() - p0, time.monotonic() - t0
+    finally:
+        bench.kill()
+        bench.wait()
+    assert t.metric("tarn_image_partitions_skipped_total") \
+        + t.metric("tarn_image_passes_total", result="failed") >= 1
+    # At the plain interval a new delta layer every few hundred ms would
+    # have started a pass every second: 12 or so.  Backing off: the
+    # passes after waits of 2 and 4 s, perhaps the one after 8.
+    assert 1 <= ran <= 4, (ran, elapsed, notes())
+    lines = notes()
+    assert "the next automatic pass waits 2 s (1 in a row wrote nothing)" \
+        in lines[0], lines
+    assert any("waits 4 s (2 in a row wrote nothing)" in x for x in lines), \
+        lines
+    assert t.metric("tarn_image_pass_seconds_total") > 0
+    # The WAL service did not care.
+    target = lsn(c.current_lsn())
+    wait_flushed(t, tenant, tl, target)
     assert_same_wal(t, c, tenant, tl)

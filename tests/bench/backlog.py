@@ -63,12 +63,7 @@ def main():
     c.settings["max_wal_size"] = "'4GB'"
     c.write_settings()
     try:
-        tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(tenant, name="main",
-                               import_pgdata=str(c.datadir))
-        c.start()
-        r = t.attach(tenant, tl["timeline_id"], c.conninfo())
-        assert r.status == 200, r
+        tenant, tl = t.adopt(c, name="main")
         start = lsn(tl["start_lsn"])
         rows = a.mb * 1024 * 1024 // 420
         c.psql("CREATE TABLE big AS SELECT g, repeat('x', 300) AS pad "

@@ -66,12 +66,8 @@ def main():
     c = Compute(name="bench-bb", settings={"autovacuum": "off"})
     try:
         c.initdb()
-        tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(tenant, import_pgdata=str(c.datadir))
+        tenant, tl = t.adopt(c)
         tl = tl["timeline_id"]
-        c.start()
-        r = t.attach(tenant, tl, c.conninfo())
-        assert r.status == 200, r
         c.pgbench("-i", "-s", str(a.scale), "-q")
         c.psql("CHECKPOINT")
         end = lsn(c.psql("SELECT pg_current_wal_insert_lsn()"))

@@ -148,13 +148,9 @@ def main():
     c = Compute(name="bench-branch", settings={"autovacuum": "off"})
     try:
         c.initdb()
-        tenant = t.create_tenant(name="default")["id"]
-        tl = t.create_timeline(tenant, name="main",
-                               import_pgdata=str(c.datadir))
+        tenant, tl = t.adopt(c, t.create_tenant(name="default")["id"],
+                             name="main")
         root = tl["timeline_id"]
-        c.start()
-        r = t.attach(tenant, root, c.conninfo())
-        assert r.status == 200, r
         c.pgbench("-i", "-s", str(a.scale), "-q")
         c.psql("CREATE TABLE bench_branch (x int, pad text)")
         script = "".join(

@@ -94,12 +94,8 @@ def setup(a, d):
                 f"WHERE relname IN ({names}) ORDER BY relname").splitlines())]
         c.stop()
         t = Tarnd(d, sets=tarnd_sets(a)).start()
-        tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(tenant, import_pgdata=str(c.datadir))
+        tenant, tl = t.adopt(c)
         tlid, start = tl["timeline_id"], tl["start_lsn"]
-        c.start()
-        r = t.attach(tenant, tlid, c.conninfo())
-        assert r.status == 200, r
         print(f"setup: pgbench -T {a.pgbench_seconds} attached to tarnd",
               flush=True)
         c.pgbench("-c", "4", "-j", "2", "-T", str(a.pgbench_seconds), "-n",

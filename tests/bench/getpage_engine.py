@@ -82,15 +82,11 @@ def main():
         t = start_tarnd({"checkpoint_timeout": "2s",
                          "trust_consistency_images":
                          "off" if a.native_redo else "on"})
-        tenant = t.create_tenant()["id"]
-        tl = t.create_timeline(tenant, import_pgdata=str(c.datadir))
-        tlid, old = tl["timeline_id"], tl["start_lsn"]
         if not a.native_redo:
             c.settings["wal_consistency_checking"] = "'all'"
             c.write_settings()
-        c.start()
-        r = t.attach(tenant, tlid, c.conninfo())
-        assert r.status == 200, r
+        tenant, tl = t.adopt(c)
+        tlid, old = tl["timeline_id"], tl["start_lsn"]
         c.pgbench("-c", "4", "-j", "2", "-T", str(a.seconds), "-n",
                   timeout=3600)
         end = lsn(c.psql("SELECT pg_current_wal_insert_lsn()"))

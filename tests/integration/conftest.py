@@ -222,6 +222,21 @@ class Tarnd:
         return self.post(f"/v1/tenant/{tenant}/timeline/{timeline}/compute",
                          body, timeout=60)
 
+    def adopt(self, compute, tenant=None, **timeline):
+        """Import the data directory of @compute (after its initdb, while
+        it is stopped) as a new root timeline, then start the compute and
+        attach it to that timeline.  A new tenant unless @tenant is given;
+        @timeline: more of the creation body (name, ...).  Returns the
+        tenant id and the new timeline's detail."""
+        if tenant is None:
+            tenant = self.create_tenant()["id"]
+        tl = self.create_timeline(tenant, import_pgdata=str(compute.datadir),
+                                  **timeline)
+        compute.start()
+        r = self.attach(tenant, tl["timeline_id"], compute.conninfo())
+        assert r.status == 200, r
+        return tenant, tl
+
     def raw(self, data, read_until_close=True, timeout=5):
         """Send raw bytes; return everything the server answers."""
         with socket.create_connection(("127.0.0.1", self.port),

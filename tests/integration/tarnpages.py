@@ -55,11 +55,7 @@ def adopt_new_compute(t, c):
     "main" of a new tenant of tarnd @t, start the compute and attach it.
     Returns (tenant, timeline id, the timeline's start LSN)."""
     c.initdb()
-    tenant = t.create_tenant()["id"]
-    tl = t.create_timeline(tenant, name="main", import_pgdata=str(c.datadir))
-    c.start()
-    a = t.attach(tenant, tl["timeline_id"], c.conninfo())
-    assert a.status == 200, a
+    tenant, tl = t.adopt(c, name="main")
     return tenant, tl["timeline_id"], lsn(tl["start_lsn"])
 
 

@@ -89,14 +89,9 @@ def run(tmp_path_factory):
         r = Run()
         r.tarnd, r.compute = t, c
         c.initdb()
-        r.tenant = t.create_tenant()["id"]
-        main = t.create_timeline(r.tenant, name="main",
-                                 import_pgdata=str(c.datadir))
+        r.tenant, main = t.adopt(c, name="main")
         r.tl = main["timeline_id"]
         r.start = lsn(main["start_lsn"])
-        c.start()
-        a = t.attach(r.tenant, r.tl, c.conninfo())
-        assert a.status == 200, a
         r.marks = {"start": r.start}
         now = ("SELECT to_char(now() AT TIME ZONE 'UTC', "
                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")

@@ -46,12 +46,7 @@ def start_engine(make_tarnd, compute_factory, tmp_path, sets):
     settings.update(sets)
     t = make_tarnd(settings, env=env)
     c = compute_factory(name="crash", settings=COMPUTE_SETTINGS).initdb()
-    tenant = t.create_tenant()["id"]
-    tl = t.create_timeline(tenant, name="main",
-                           import_pgdata=str(c.datadir))
-    c.start()
-    r = t.attach(tenant, tl["timeline_id"], c.conninfo())
-    assert r.status == 200, r
+    tenant, tl = t.adopt(c, name="main")
     return t, c, tenant, tl["timeline_id"], lsn(tl["start_lsn"]), control
 
 
@@ -176,11 +171,7 @@ def test_layer_memory_limit_bounds_ingest(make_tarnd, compute_factory,
         make_tarnd, compute_factory, tmp_path,
         {"layer_memory_limit": "4MB", "checkpoint_distance": "1GB"})
     c2 = compute_factory(name="crash2", settings=COMPUTE_SETTINGS).initdb()
-    tl2 = t.create_timeline(tenant, name="second",
-                            import_pgdata=str(c2.datadir))
-    c2.start()
-    r = t.attach(tenant, tl2["timeline_id"], c2.conninfo())
-    assert r.status == 200, r
+    _, tl2 = t.adopt(c2, tenant, name="second")
     assert t.metric("tarn_layer_memory_limit_bytes") == limit
     control.write_text("layer_fsync_delay_ms=200\n")
     peak, states, stop = [0.0], set(), threading.Event()

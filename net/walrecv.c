@@ -52,6 +52,7 @@ struct walrecv {
     bool connected_once;
     uint64_t gen;
     char last_error[512];
+    char prev_failure[512]; /* the reason of the previous fail() */
     walrecv_stats st;
 };
 
@@ -142,24 +143,42 @@ fail(walrecv *r, const char *reason, bool retry, bool tell)
 {
     char msg[sizeof(r->last_error)];
     size_t n;
+    bool same;
 
     snprintf(msg, sizeof(msg), "%s", reason);
     n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
     close_conn(r);
+    same = strcmp(r->prev_failure, msg) == 0;
     snprintf(r->last_error, sizeof(r->last_error), "%s", msg);
+    snprintf(r->prev_failure, sizeof(r->prev_failure), "%s", msg);
     if (retry) {
         int64_t delay = BACKOFF_BASE_MS;
+        char times[48] = "";
+        int row;
         for (int i = 0; i < r->attempts && delay < r->o.reconnect_max_ms; i++)
             delay *= 2;
         if (delay > r->o.reconnect_max_ms)
             delay = r->o.reconnect_max_ms;
-        r->attempts++;
+        row = ++r->attempts;
         set_state(r, WALRECV_BACKOFF);
         arm_timer(r, delay);
-        tlog_warn(r->o.log, r->logctx, "%s; reconnecting in %lld ms", msg,
-                  (long long)delay);
+        /*
+         * The same failure again and again (a compute that is down, a
+         * disk that stays full) is a WARN the 1st, 2nd, 4th, 8th... time
+         * in a row and DEBUG in between: at wal_reconnect_max a line
+         * every few seconds would bury the rest of the log.  A new
+         * reason is always a WARN.
+         */
+        if (row > 1)
+            snprintf(times, sizeof(times), " (failed %d times in a row)", row);
+        if (row == 1 || !same || (row & (row - 1)) == 0)
+            tlog_warn(r->o.log, r->logctx, "%s; reconnecting in %lld ms%s", msg,
+                      (long long)delay, times);
+        else
+            tlog_debug(r->o.log, r->logctx, "%s; reconnecting in %lld ms%s",
+                       msg, (long long)delay, times);
     } else {
         event_del(r->tmo_ev);
         set_state(r, WALRECV_STOPPED);

@@ -96,6 +96,14 @@ def test_enospc_stalls_then_recovers(faulty):
     errors = [line for line in t.log_text().splitlines()
               if re.search(r"\bERROR\b.*disk full", line)]
     assert len(errors) == 1, errors
+    # Each of those reconnects met the same full disk: a WARN the 1st,
+    # 2nd, 4th... time in a row, DEBUG in between.
+    rows = [int(m.group(1) or 1) for m in (
+        re.search(r"\bWARN\b.*disk full.*reconnecting in \d+ ms"
+                  r"(?: \(failed (\d+) times in a row\))?$", line)
+        for line in t.log_text().splitlines()) if m]
+    assert rows == [2 ** i for i in range(len(rows))], rows
+    assert rows, t.log_text()[-3000:]
     # Space comes back: the stall ends by itself.
     control.write_text("")
     assert ins.wait(30) == 0, ins.stderr.read()

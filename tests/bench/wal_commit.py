@@ -38,7 +38,9 @@ without it.
 import argparse
 import os
 import re
+import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -204,6 +206,8 @@ def main():
         print(f"A/B = {ma / mb:.3f}   A/C = {ma / mc:.3f}   "
               f"B's CPU per transaction / A's = "
               f"{median(cpu['B']) / median(cpu['A']):.3f}")
+        print("reproduce: TARN_BUILD=<build dir> tests/bench/wal_commit.py "
+              + " ".join(shlex.quote(x) for x in sys.argv[1:]))
     finally:
         for t in tarnds.values():
             t.stop()

@@ -159,8 +159,6 @@ static void maybe_flush(rtl *t);
 static void freeze(rtl *t);
 static void start_flush(rtl *t);
 static void maybe_image(rtl *t, bool force);
-static int64_t image_wait_us(const rtl *t);
-static const char *fruitless_note(const rtl *t, char *buf, size_t len);
 static void answer_waiters(rtl *t);
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -1258,6 +1256,45 @@ image_job_free(image_job *j)
     free(j);
 }
 
+/*
+ * The wait between two automatic passes: image_creation_interval, doubled
+ * for every pass in a row that wrote nothing (from at least a second, up
+ * to an hour).  Such a pass found pages it cannot rebuild: it skipped
+ * their partitions (a history that starts with a change to a page the
+ * timeline lacks), or it failed (redo of such a page onto the zero page
+ * that Postgres's own redo extends a relation with).  The next pass finds
+ * the same pages, so on a timeline made with bootstrap "none", where that
+ * is every page older than its WAL, tarnd redid the same useless work at
+ * every interval while the compute ran, logging an ERROR each time when
+ * it failed.  Forced passes (a checkpoint through the API) do not wait.
+ */
+static int64_t
+image_wait_us(const rtl *t)
+{
+    int64_t us = t->r->o.cfg->image_creation_interval_ms * 1000;
+
+    if (t->image_fruitless == 0)
+        return us;
+    if (us < IMAGE_RETRY_MIN_US)
+        us = IMAGE_RETRY_MIN_US;
+    for (unsigned i = 0; i < t->image_fruitless && us < IMAGE_RETRY_MAX_US; i++)
+        us *= 2;
+    return us < IMAGE_RETRY_MAX_US ? us : IMAGE_RETRY_MAX_US;
+}
+
+/* "; the next automatic pass waits N s (K in a row wrote nothing)", or "". */
+static const char *
+fruitless_note(const rtl *t, char *buf, size_t len)
+{
+    if (t->image_fruitless == 0)
+        return "";
+    snprintf(buf, len,
+             "; the next automatic pass waits %.0f s (%u in a row wrote "
+             "nothing)",
+             (double)image_wait_us(t) / 1e6, t->image_fruitless);
+    return buf;
+}
+
 static void
 image_done(void *arg)
 {
@@ -1340,45 +1377,6 @@ image_done(void *arg)
     answer_waiters(t);
     if (t->image_wanted)
         maybe_image(t, false);
-}
-
-/*
- * The wait between two automatic passes: image_creation_interval, doubled
- * for every pass in a row that wrote nothing (from at least a second, up
- * to an hour).  Such a pass found pages it cannot rebuild: it skipped
- * their partitions (a history that starts with a change to a page the
- * timeline lacks), or it failed (redo of such a page onto the zero page
- * that Postgres's own redo extends a relation with).  The next pass finds
- * the same pages, so on a timeline made with bootstrap "none", where that
- * is every page older than its WAL, tarnd redid the same useless work at
- * every interval while the compute ran, logging an ERROR each time when
- * it failed.  Forced passes (a checkpoint through the API) do not wait.
- */
-static int64_t
-image_wait_us(const rtl *t)
-{
-    int64_t us = t->r->o.cfg->image_creation_interval_ms * 1000;
-
-    if (t->image_fruitless == 0)
-        return us;
-    if (us < IMAGE_RETRY_MIN_US)
-        us = IMAGE_RETRY_MIN_US;
-    for (unsigned i = 0; i < t->image_fruitless && us < IMAGE_RETRY_MAX_US; i++)
-        us *= 2;
-    return us < IMAGE_RETRY_MAX_US ? us : IMAGE_RETRY_MAX_US;
-}
-
-/* "; the next automatic pass waits N s (K in a row wrote nothing)", or "". */
-static const char *
-fruitless_note(const rtl *t, char *buf, size_t len)
-{
-    if (t->image_fruitless == 0)
-        return "";
-    snprintf(buf, len,
-             "; the next automatic pass waits %.0f s (%u in a row wrote "
-             "nothing)",
-             (double)image_wait_us(t) / 1e6, t->image_fruitless);
-    return buf;
 }
 
 static void
